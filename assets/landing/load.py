@@ -1,0 +1,189 @@
+"""Incremental, idempotent loading of landing files into ``staging``.
+
+The file ledger (``staging.file_ledger``) remembers every file by content hash:
+a file already loaded is skipped, even when re-delivered under another name.
+Rows of new files are appended to ``staging.<record_type>`` with their delivery
+sequence; ``staging.<record_type>_current`` keeps the latest delivery of each
+record id, so a row repeated across files counts once while its history stays.
+Rows that cannot be used go to ``staging.quarantine`` with file, line and reason.
+For every file: rows delivered = rows loaded + rows quarantined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from assets.landing.formats import FileFormat
+from assets.landing.readers import UnreadableFile, read_file
+from assets.landing.stage import stage_frame, staging_schema
+from privacy.keys import Keyring, WrongKey
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS staging;
+CREATE TABLE IF NOT EXISTS staging.file_ledger (
+    record_type VARCHAR, file_name VARCHAR, size_bytes BIGINT, sha256 VARCHAR, status VARCHAR,
+    rows_delivered BIGINT, rows_loaded BIGINT, rows_quarantined BIGINT, delivery_seq BIGINT,
+    batch VARCHAR, missing_columns VARCHAR[], extra_columns VARCHAR[], message VARCHAR,
+    run_id VARCHAR, ingested_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS staging.quarantine (
+    record_type VARCHAR, source_file VARCHAR, line BIGINT, reason VARCHAR, raw_redacted VARCHAR,
+    run_id VARCHAR, quarantined_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS staging.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+"""
+
+
+@dataclass
+class FileReport:
+    file_name: str
+    status: str  # loaded | duplicate | unreadable
+    delivered: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    message: str = ""
+    missing_columns: list[str] = field(default_factory=list)
+    extra_columns: list[str] = field(default_factory=list)
+
+
+def batch_label(path: Path, fmt: FileFormat) -> str:
+    prefix = fmt.pattern.split("*")[0]
+    return path.name.removeprefix(prefix).split(".")[0]
+
+
+def batch_date(label: str) -> date | None:
+    m = re.match(r"(\d{4})-?(\d{2})-?(\d{2})", label)
+    try:
+        return date(int(m[1]), int(m[2]), int(m[3])) if m else None
+    except ValueError:
+        return None
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, fmt: FileFormat | None = None) -> None:
+    con.execute(DDL)
+    if fmt is None:
+        return
+    cols = ", ".join(f'"{c}" {_duck_type(t)}' for c, t in staging_schema(fmt).items())
+    con.execute(f"""
+        CREATE TABLE IF NOT EXISTS staging.{fmt.record_type} (
+            {cols}, source_file VARCHAR, batch VARCHAR, batch_date DATE, delivery_seq BIGINT,
+            run_id VARCHAR, loaded_at TIMESTAMPTZ);
+        CREATE OR REPLACE VIEW staging.{fmt.record_type}_current AS
+            SELECT * FROM staging.{fmt.record_type}
+            QUALIFY row_number() OVER (PARTITION BY record_id ORDER BY delivery_seq DESC, source_line DESC) = 1;
+    """)
+
+
+def _duck_type(dtype: pl.DataType) -> str:
+    return {pl.String: "VARCHAR", pl.Int64: "BIGINT", pl.Int8: "TINYINT", pl.Float64: "DOUBLE",
+            pl.Boolean: "BOOLEAN"}.get(dtype, "TIMESTAMPTZ")
+
+
+def check_token_key(con: duckdb.DuckDBPyConnection, keyring: Keyring) -> None:
+    """Refuse to mix tokens made with two different token keys in one warehouse."""
+    con.execute(DDL)
+    rows = con.execute("SELECT value FROM staging.meta WHERE key = 'token_key_fingerprint'").fetchall()
+    row = rows[0] if rows else None
+    if row is None:
+        con.execute("INSERT INTO staging.meta VALUES ('token_key_fingerprint', ?)", [keyring.fingerprint()])
+    elif row[0] != keyring.fingerprint():
+        raise WrongKey(
+            "this warehouse was tokenised with a different token key than the keyring in use: "
+            "point SCV_KEY_DIR / SCV_MASTER_KEY at the brand's keys (or rotate tokens with `scv keys rotate`)"
+        )
+
+
+def _next_seq(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT coalesce(max(delivery_seq), 0) + 1 FROM staging.file_ledger").fetchall()[0][0]
+
+
+def _ledger(con, fmt, path, size, sha, rep: FileReport, seq, run_id, now) -> None:
+    con.execute(
+        "INSERT INTO staging.file_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [fmt.record_type, path.name, size, sha, rep.status, rep.delivered, rep.loaded, rep.quarantined, seq,
+         batch_label(path, fmt), rep.missing_columns, rep.extra_columns, rep.message, run_id, now],
+    )
+
+
+def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, keyring: Keyring, run_id: str,
+                now: datetime) -> FileReport:
+    """Load one landing file (or record why not). Safe to call again: a known file is skipped."""
+    sha = file_sha256(path)
+    size = path.stat().st_size
+    known = con.execute(
+        "SELECT file_name FROM staging.file_ledger WHERE record_type = ? AND sha256 = ?",
+        [fmt.record_type, sha]).fetchall()
+    if known:
+        if path.name not in {k[0] for k in known}:
+            rep = FileReport(path.name, "duplicate", message=f"same content as {known[0][0]}; skipped")
+            _ledger(con, fmt, path, size, sha, rep, None, run_id, now)
+            return rep
+        return FileReport(path.name, "known")
+    seq = _next_seq(con)
+    try:
+        read = read_file(path, fmt)
+    except UnreadableFile as exc:
+        rep = FileReport(path.name, "unreadable", message=str(exc))
+        con.execute("INSERT INTO staging.quarantine VALUES (?, ?, 0, ?, NULL, ?, ?)",
+                    [fmt.record_type, path.name, f"whole file unreadable: {exc}", run_id, now])
+        _ledger(con, fmt, path, size, sha, rep, seq, run_id, now)
+        return rep
+    good, bad = stage_frame(read.frame, fmt, keyring)
+    label = batch_label(path, fmt)
+    good = good.with_columns(
+        pl.lit(path.name).alias("source_file"), pl.lit(label).alias("batch"),
+        pl.lit(batch_date(label), dtype=pl.Date).alias("batch_date"), pl.lit(seq, dtype=pl.Int64).alias("delivery_seq"),
+        pl.lit(run_id).alias("run_id"), pl.lit(now).dt.replace_time_zone("UTC").alias("loaded_at"),
+    )
+    rejected = pl.concat([
+        pl.DataFrame({"line": [r.line for r in read.rejected], "reason": [r.reason for r in read.rejected],
+                      "raw_redacted": [r.raw for r in read.rejected]},
+                     schema={"line": pl.Int64, "reason": pl.String, "raw_redacted": pl.String}),
+        bad.select(pl.col("_line").cast(pl.Int64).alias("line"), "reason", pl.col("raw").alias("raw_redacted")),
+    ])
+    con.register("incoming", good)
+    con.execute(f"INSERT INTO staging.{fmt.record_type} BY NAME SELECT * FROM incoming")
+    con.unregister("incoming")
+    if rejected.height:
+        con.register("rejected", rejected)
+        con.execute(
+            "INSERT INTO staging.quarantine SELECT ?, ?, line, reason, raw_redacted, ?, ? FROM rejected ORDER BY line",
+            [fmt.record_type, path.name, run_id, now])
+        con.unregister("rejected")
+    rep = FileReport(path.name, "loaded", read.delivered, good.height, rejected.height,
+                     missing_columns=read.missing_columns, extra_columns=read.extra_columns)
+    if rep.delivered != rep.loaded + rep.quarantined:  # an accounting bug must never pass silently
+        raise AssertionError(f"{path.name}: {rep.delivered} delivered != {rep.loaded} loaded + {rep.quarantined}")
+    _ledger(con, fmt, path, size, sha, rep, seq, run_id, now)
+    return rep
+
+
+def ingest_new_files(con: duckdb.DuckDBPyConnection, landing: Path, fmt: FileFormat, keyring: Keyring,
+                     run_id: str, now: datetime) -> list[FileReport]:
+    """Ingest every file of one type not yet in the ledger, oldest name first."""
+    ensure_schema(con, fmt)
+    reports = []
+    for path in sorted(landing.glob(fmt.glob)):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            rep = ingest_file(con, path, fmt, keyring, run_id, now)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        if rep.status != "known":
+            reports.append(rep)
+    return reports

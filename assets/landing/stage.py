@@ -1,0 +1,204 @@
+"""From raw landing rows to staging rows: typed, standardised, tokenised, encrypted.
+
+This is the privacy boundary. Plaintext personal data exists only inside
+:func:`stage_frame`; what it returns carries keyed tokens (for matching),
+AES-GCM ciphertext (for authorised reveal) and masked forms (for display), never
+the plaintext. Everything is column-at-a-time: Polars for parsing, DuckDB for
+HMAC tokens, per-value work (``phonenumbers``, OpenCC, AES-GCM) on distinct
+values only.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from assets.landing.formats import Field, FileFormat
+from identity import text
+from identity.phones import normalize_phones
+from privacy.crypto import encrypt_series, token_sql
+from privacy.keys import Keyring
+from privacy.masking import mask_email_expr, mask_phone_expr
+
+PII_ROLES = {"phone", "email", "name", "address", "birthday"}
+TZ_LOCAL = "Asia/Shanghai"
+TRUE_WORDS = ["1", "true", "y", "yes", "是", "t"]
+FALSE_WORDS = ["0", "false", "n", "no", "否", "f"]
+
+_LOCAL_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M",
+                  "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
+
+
+def parse_timestamp(expr: pl.Expr) -> pl.Expr:
+    """Any timestamp a channel sends, to UTC.
+
+    ISO-8601 with offset or ``Z``; Weibo's ``Tue May 31 17:46:55 +0800 2011``;
+    Unix seconds (or milliseconds); local wall-clock times without offset, which
+    every Chinese channel means as Asia/Shanghai.
+    """
+    s = text.clean_text(expr)
+    iso = s.str.replace(r"Z$", "+00:00").str.replace(r"^(\d{4}-\d\d-\d\d) ", "${1}T").str.to_datetime(
+        "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC"
+    )
+    weibo = s.str.to_datetime("%a %b %d %H:%M:%S %z %Y", strict=False, time_zone="UTC")
+    digits = pl.when(s.str.contains(r"^\d{9,13}$")).then(s.cast(pl.Int64, strict=False))
+    unix = pl.when(digits > 100_000_000_000).then(digits // 1000).otherwise(digits)
+    epoch = pl.from_epoch(unix, "s").dt.replace_time_zone("UTC")
+    local = pl.coalesce(
+        [s.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _LOCAL_FORMATS]
+    ).dt.replace_time_zone(TZ_LOCAL, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+    return pl.coalesce(iso, weibo, epoch, local).dt.cast_time_unit("us")
+
+
+def parse_amount(expr: pl.Expr) -> pl.Expr:
+    """``1,299.00``, ``¥1299``, `` 1299 `` -> 1299.0."""
+    s = text.clean_text(expr).str.replace_all(r"[,¥￥\s]|CNY|RMB|元", "")
+    return s.cast(pl.Float64, strict=False).round(2)
+
+
+def parse_bool(expr: pl.Expr) -> pl.Expr:
+    s = text.clean_text(expr).str.to_lowercase()
+    return pl.when(s.is_in(TRUE_WORDS)).then(True).when(s.is_in(FALSE_WORDS)).then(False).otherwise(None)
+
+
+def _typed(fld: Field, col: pl.Expr) -> pl.Expr | None:
+    role = fld.role
+    if role == "text":
+        return text.clean_text(col)
+    if role == "int":
+        return text.clean_text(col).cast(pl.Float64, strict=False).cast(pl.Int64, strict=False)
+    if role == "amount":
+        return parse_amount(col)
+    if role == "bool":
+        return parse_bool(col)
+    if role == "timestamp":
+        return parse_timestamp(col)
+    if role == "gender":
+        return text.gender(col)
+    return None
+
+
+def _rejections(frame: pl.DataFrame, typed: pl.DataFrame, fmt: FileFormat) -> pl.Series:
+    """Per row: why it cannot be loaded, or null."""
+    reasons = [
+        pl.when(typed["record_id"].is_null()).then(pl.lit(f"missing record id {fmt.id_field.source!r}"))
+    ]
+    for fld in fmt.fields:
+        if not fld.required:
+            continue
+        raw = text.clean_text(pl.col(fld.source))
+        parsed = typed[fld.out]
+        reasons.append(pl.when(raw.is_null()).then(pl.lit(f"missing required field {fld.source!r}")))
+        reasons.append(
+            pl.when(raw.is_not_null() & parsed.is_null()).then(pl.lit(f"cannot parse {fld.source!r} as {fld.role}"))
+        )
+    return frame.select(pl.coalesce(reasons).alias("reason"))["reason"]
+
+
+def redacted_json(frame: pl.DataFrame, fmt: FileFormat) -> pl.Series:
+    """The raw row as JSON with every personal-data field replaced by ``<redacted>``."""
+    cols = [
+        (pl.when(pl.col(x.source).is_not_null()).then(pl.lit("<redacted>")) if x.role in PII_ROLES
+         or x.role in {"drop", "token"} else pl.col(x.source)).alias(x.source)
+        for x in fmt.fields
+    ]
+    return frame.select(pl.struct(cols).struct.json_encode().alias("raw"))["raw"]
+
+
+_ROLE_COLUMNS: dict[str, list[tuple[str, pl.DataType]]] = {
+    "place": [("province", pl.String), ("city", pl.String)],
+    "phone": [("phone_status", pl.String), ("phone_is_mobile", pl.Boolean), ("phone_masked", pl.String),
+              ("phone_token", pl.String), ("phone_enc", pl.String)],
+    "email": [("email_masked", pl.String), ("email_token", pl.String), ("email_enc", pl.String)],
+    "name": [("name_token", pl.String), ("name_enc", pl.String)],
+    "address": [("province", pl.String), ("city", pl.String), ("address_enc", pl.String)],
+    "birthday": [("birth_month", pl.Int8), ("birthday_enc", pl.String)],
+}
+_ROLE_TYPES = {"text": pl.String, "int": pl.Int64, "amount": pl.Float64, "bool": pl.Boolean,
+               "timestamp": pl.Datetime("us", "UTC"), "gender": pl.String, "token": pl.String}
+
+
+def staging_schema(fmt: FileFormat) -> dict[str, pl.DataType]:
+    """The exact columns and types of ``staging.<record_type>``: no plaintext PII column exists."""
+    schema: dict[str, pl.DataType] = {"record_id": pl.String, "source_line": pl.Int64}
+    for fld in fmt.fields:
+        if fld.role in _ROLE_TYPES:
+            schema[fld.out] = _ROLE_TYPES[fld.role]
+        for name, dtype in _ROLE_COLUMNS.get(fld.role, []):
+            schema.setdefault(name, dtype)
+    return schema
+
+
+def stage_frame(frame: pl.DataFrame, fmt: FileFormat, keyring: Keyring) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return ``(staged rows, rejected rows)``; together they account for every input row.
+
+    ``frame`` is what a reader returned: every source column as text plus ``_line``.
+    Rejected rows carry ``_line``, ``reason`` and a redacted ``raw``.
+    """
+    plain: dict[str, pl.Series] = {"record_id": frame.select(text.clean_text(pl.col(fmt.id_field.source)))
+                                   .to_series(), "source_line": frame["_line"]}
+    tokens: list[tuple[str, str, str]] = []  # (plaintext column, token column, token kind)
+    encrypt: list[tuple[str, str, str]] = []  # (plaintext column, ciphertext column, AAD column name)
+    for fld in fmt.fields:
+        col = pl.col(fld.source)
+        typed = _typed(fld, col)
+        if typed is not None:
+            plain[fld.out] = frame.select(typed.alias(fld.out)).to_series()
+        elif fld.role == "place":
+            province, city = text.split_place(col)
+            plain["province"] = frame.select(province.alias("province")).to_series()
+            plain["city"] = frame.select(city.alias("city")).to_series()
+        elif fld.role == "token":
+            plain[f"_{fld.out}"] = frame.select(text.clean_text(col).alias("v")).to_series()
+            tokens.append((f"_{fld.out}", fld.out, dict(fld.options)["kind"]))
+        elif fld.role == "phone":
+            phones = normalize_phones(frame[fld.source])
+            plain["_phone"] = phones["phone_e164"]
+            plain["phone_status"] = phones["phone_status"]
+            plain["phone_is_mobile"] = phones["phone_is_mobile"]
+            plain["phone_masked"] = phones.select(mask_phone_expr(pl.col("phone_e164"))).to_series()
+            tokens.append(("_phone", "phone_token", "phone"))
+            encrypt.append(("_phone", "phone_enc", "phone"))
+        elif fld.role == "email":
+            emails = frame.select(text.normalize_email(col).alias("e"))
+            plain["_email"] = emails["e"]
+            plain["email_masked"] = emails.select(mask_email_expr(pl.col("e"))).to_series()
+            tokens.append(("_email", "email_token", "email"))
+            encrypt.append(("_email", "email_enc", "email"))
+        elif fld.role == "name":
+            plain["_name"] = text.normalize_names(frame[fld.source])
+            tokens.append(("_name", "name_token", "name"))
+            encrypt.append(("_name", "name_enc", "name"))
+        elif fld.role == "address":
+            plain["_address"] = frame.select(text.clean_text(col).alias("a"))["a"]
+            province, city = text.split_place(col)
+            plain["province"] = frame.select(province.alias("p"))["p"]
+            plain["city"] = frame.select(city.alias("c"))["c"]
+            encrypt.append(("_address", "address_enc", "address"))
+        elif fld.role == "birthday":
+            born = frame.select(text.parse_date(col).alias("b"))["b"]
+            plain["birth_month"] = born.dt.month().cast(pl.Int8)
+            plain["_birthday"] = born.dt.to_string("%Y-%m-%d")
+            encrypt.append(("_birthday", "birthday_enc", "birthday"))
+    typed_frame = pl.DataFrame(plain)
+    reason = _rejections(frame, typed_frame, fmt)
+    bad = reason.is_not_null()
+    rejected = pl.DataFrame(
+        {"_line": frame["_line"].filter(bad), "reason": reason.filter(bad),
+         "raw": redacted_json(frame.filter(bad), fmt)}
+    )
+    good = typed_frame.filter(~bad)
+    if tokens:
+        select = ", ".join(f"CASE WHEN {src} IS NULL THEN NULL ELSE {token_sql(src, keyring, kind)} END AS {out}"
+                           for src, out, kind in tokens)
+        con = duckdb.connect()
+        con.register("good", good.select([src for src, _, _ in tokens]))
+        good = pl.concat([good, con.sql(f"SELECT {select} FROM good").pl()], how="horizontal")
+        con.close()
+    for src, out, aad in encrypt:
+        good = good.with_columns(encrypt_series(good[src], keyring, aad).alias(out))
+    schema = staging_schema(fmt)
+    good = good.select(
+        [pl.col(c).cast(t) if c in good.columns else pl.lit(None, t).alias(c) for c, t in schema.items()]
+    )
+    return good, rejected

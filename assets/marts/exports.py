@@ -1,0 +1,29 @@
+"""Parquet exports for downstream tools: plain files any parquet reader opens.
+
+Exports carry no ciphertext and no plaintext personal data: the marketer columns
+(masked phone, tokens, analytics) plus ``marketing_consent``, which activation
+tools must filter on (``WHERE marketing_consent``) before contacting anyone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+
+def write_exports(con: duckdb.DuckDBPyConnection, out: Path) -> dict[str, int]:
+    """Write ``customer_profile/`` and ``record_customer/`` under ``out``; return row counts."""
+    counts = {}
+    queries = {
+        "customer_profile": "SELECT * FROM mart.customers ORDER BY customer_id",
+        "record_customer": """SELECT rc.*, (SELECT max(snapshot_date) FROM mart.customer_profile) AS snapshot_date
+                              FROM identity.record_customer rc ORDER BY record_type, record_id""",
+    }
+    for name, query in queries.items():
+        folder = out / name
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / "part-0.parquet"
+        con.execute(f"COPY ({query}) TO '{target.as_posix()}' (FORMAT parquet, COMPRESSION zstd)")
+        counts[name] = con.execute(f"SELECT count(*) FROM read_parquet('{target.as_posix()}')").fetchall()[0][0]
+    return counts

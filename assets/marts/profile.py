@@ -1,0 +1,336 @@
+"""``mart.customer_profile``: the single customer view and its CRM analytics, in SQL.
+
+Definitions a marketer can check (thresholds in :class:`MartConfig`):
+
+* **Orders**: Tmall orders paid (交易成功, or shipped 卖家已发货...), web-shop orders
+  ``paid`` (refunded and cancelled excluded), and store receipts with a positive
+  amount. ``total_spent_cny`` sums them.
+* **RFM**: recency in days since the last order (as of ``as_of``); R, F and M
+  scores 1-5 by quintile among buyers (5 = most recent / most frequent / most spent).
+* **ABC**: customers ranked by spend. ``A`` the top ``a_share`` (5%), ``B`` the rest
+  of the top ``b_share`` (20%), ``C`` the others, non-buyers included.
+* **Lifecycle**: ``potential`` never bought; ``lost`` no order for ``lost_days``;
+  ``at_risk`` none for ``at_risk_days``; ``new`` first order within ``new_days``;
+  ``loyal`` recent, no open complaint, and either 3+ orders over 180+ days or 2+
+  orders plus an emotional signal (NPS promoter, or reposts/mentions of the brand);
+  otherwise ``active``.
+* **CLV**: average order value x orders per year (over the customer's tenure, at
+  least a quarter) x ``expected_years`` x a retention weight by lifecycle stage.
+* **Satisfaction**: from the latest survey: ``satisfaction_gap`` = perceived -
+  expected; ``csat`` = dimension scores weighted by ``csat_weights``; NPS class
+  promoter 9-10, passive 7-8, detractor 0-6.
+* **Churn alert**: gap <= ``alert_gap``, or CSAT < ``alert_csat``, or a complaint open
+  longer than ``alert_open_days``.
+* **Consent**: the latest explicit opt-in/opt-out across channels (Mini Program,
+  web shop, store, lead forms, WeChat subscription); no statement means no consent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import duckdb
+
+# Survivorship: the source trusted most for each golden attribute, first wins;
+# ties go to the most recent record, then to the most frequent value.
+TRUST = {
+    "phone": ("members", "miniprogram", "webshop_orders", "leads", "tmall_orders", "transactions", "tickets",
+              "surveys"),
+    "name": ("members", "leads", "webshop_orders", "tmall_orders"),
+    "email": ("webshop_orders", "members"),
+    "birthday": ("members",),
+    "address": ("tmall_orders",),
+    "gender": ("members", "followers", "users"),
+    "place": ("tmall_orders", "followers", "users"),
+}
+# (record type, column holding the attribute's token, ciphertext, display, condition)
+GOLDEN_SOURCES = {
+    "phone": [(t, "phone_token", "phone_enc", "phone_masked", "phone_status = 'ok' AND phone_is_mobile")
+              for t in TRUST["phone"]],
+    "name": [(t, "name_token", "name_enc", "NULL", "name_enc IS NOT NULL") for t in TRUST["name"]],
+    "email": [(t, "email_token", "email_enc", "email_masked", "email_enc IS NOT NULL") for t in TRUST["email"]],
+    "birthday": [("members", "NULL", "birthday_enc", "birth_month::VARCHAR", "birthday_enc IS NOT NULL")],
+    "address": [("tmall_orders", "NULL", "address_enc", "NULL", "address_enc IS NOT NULL")],
+    "gender": [(t, "NULL", "NULL", "gender", "gender IS NOT NULL") for t in TRUST["gender"]],
+    "place": [(t, "NULL", "NULL", "province || coalesce('|' || city, '')", "province IS NOT NULL")
+              for t in TRUST["place"]],
+}
+EVENT_COLUMN = {"followers": "subscribed_at", "miniprogram": "authorized_at", "users": "weibo_created_at"}
+
+
+@dataclass(frozen=True)
+class MartConfig:
+    as_of: date
+    a_share: float = 0.05
+    b_share: float = 0.20
+    new_days: int = 90
+    at_risk_days: int = 180
+    lost_days: int = 365
+    loyal_min_orders: int = 3
+    loyal_min_span_days: int = 180
+    expected_years: float = 3.0
+    csat_weights: dict = field(default_factory=lambda: {"price": 0.2, "timeliness": 0.3, "quality": 0.3,
+                                                        "attitude": 0.2})
+    alert_gap: int = -2
+    alert_csat: float = 3.0
+    alert_open_days: int = 7
+    preferred_window_days: int = 365
+
+
+def event(record_type: str) -> str:
+    return EVENT_COLUMN.get(record_type, "event_at")
+
+
+def src(record_type: str) -> str:
+    """``FROM`` clause: current staging rows of one type joined to their customer (alias ``s`` and ``rc``)."""
+    return (f"FROM staging.{record_type}_current s "
+            f"JOIN rc ON rc.record_type = '{record_type}' AND rc.record_id = s.record_id")
+
+
+def _golden_sql(present: set[str]) -> str:
+    parts = []
+    for attr, sources in GOLDEN_SOURCES.items():
+        for rank, (rt, tok, enc, disp, cond) in enumerate(sources):
+            if rt not in present:
+                continue
+            parts.append(
+                f"SELECT rc.customer_id, '{attr}' AS attribute, {tok}::VARCHAR AS token, {enc}::VARCHAR AS ciphertext, "
+                f"{disp}::VARCHAR AS display, '{rt}' AS source_record_type, s.record_id AS source_record_id, "
+                f"{rank} AS trust_rank, s.{event(rt)}::TIMESTAMPTZ AS observed_at "
+                f"{src(rt)} "
+                f"WHERE {cond}"
+            )
+    return " UNION ALL ".join(parts)
+
+
+def build_golden(con: duckdb.DuckDBPyConnection, present: set[str]) -> None:
+    """``mart.golden_attributes``: each chosen value with the record it came from (provenance)."""
+    con.execute(f"""
+        CREATE OR REPLACE TABLE mart.golden_attributes AS
+        WITH cand AS ({_golden_sql(present)}),
+        freq AS (SELECT *, count(*) OVER (PARTITION BY customer_id, attribute, coalesce(token, ciphertext, display))
+                 AS n FROM cand)
+        SELECT customer_id, attribute, token, ciphertext, display, source_record_type, source_record_id, observed_at,
+               'trust=' || trust_rank || ', recency, frequency' AS rule
+        FROM freq
+        QUALIFY row_number() OVER (PARTITION BY customer_id, attribute
+                                   ORDER BY trust_rank, observed_at DESC NULLS LAST, n DESC, source_record_id) = 1
+    """)
+
+
+def _orders_sql(present: set[str]) -> str:
+    parts = []
+    if "tmall_orders" in present:
+        parts.append(f"""SELECT rc.customer_id, 'ecommerce' AS channel, coalesce(paid_at, event_at) AS ts, amount_cny
+            {src("tmall_orders")}
+            WHERE (order_status = '交易成功' OR order_status LIKE '卖家已发货%') AND amount_cny > 0""")
+    if "webshop_orders" in present:
+        parts.append(f"""SELECT rc.customer_id, 'ecommerce', event_at, amount_cny
+            {src("webshop_orders")}
+            WHERE lower(order_status) = 'paid' AND amount_cny > 0""")
+    if "transactions" in present:
+        parts.append(f"""SELECT rc.customer_id, 'store', event_at, amount_cny
+            {src("transactions")}
+            WHERE amount_cny > 0""")
+    none = "SELECT NULL::VARCHAR, NULL::VARCHAR, NULL::TIMESTAMPTZ, NULL::DOUBLE WHERE FALSE"
+    return " UNION ALL ".join(parts) or none
+
+
+def _consent_sql(present: set[str]) -> str:
+    ts = {"miniprogram": "authorized_at", "webshop_orders": "event_at", "leads": "event_at",
+          "members": "greatest(event_at, batch_date::TIMESTAMPTZ)",
+          "followers": "greatest(subscribed_at, batch_date::TIMESTAMPTZ)"}
+    col = {"followers": "subscribed"}
+    parts = [
+        f"SELECT rc.customer_id, {col.get(rt, 'marketing_opt_in')} AS opt_in, {ts[rt]} AS ts, delivery_seq "
+        f"{src(rt)} "
+        f"WHERE {col.get(rt, 'marketing_opt_in')} IS NOT NULL"
+        for rt in ts if rt in present
+    ]
+    return " UNION ALL ".join(parts) or "SELECT NULL::VARCHAR, NULL::BOOLEAN, NULL::TIMESTAMPTZ, 0 WHERE FALSE"
+
+
+def _activity_sql(present: set[str]) -> str:
+    return " UNION ALL ".join(
+        f"SELECT rc.customer_id, rc.channel, s.{event(rt)}::TIMESTAMPTZ AS ts, s.loaded_at "
+        f"FROM staging.{rt}_current s JOIN rc ON rc.record_type = '{rt}' AND rc.record_id = s.record_id"
+        for rt in sorted(present)
+    )
+
+
+def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartConfig) -> None:
+    """Rebuild ``mart.customer_profile`` (and ``mart.golden_attributes``) from staging + identity."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS mart")
+    con.execute("""CREATE OR REPLACE TEMP VIEW rc AS
+                   SELECT * FROM identity.record_customer WHERE customer_id IS NOT NULL""")
+    build_golden(con, present)
+    w = cfg.csat_weights
+    wsum = sum(w.values())
+    as_of = f"DATE '{cfg.as_of.isoformat()}'"
+    tickets = "tickets" in present
+    surveys = "surveys" in present
+    interactions = "interactions" in present
+    con.execute(f"""
+    CREATE OR REPLACE TABLE mart.customer_profile AS
+    WITH g AS (
+        SELECT customer_id,
+            max(token) FILTER (attribute = 'phone') AS phone_token,
+            max(display) FILTER (attribute = 'phone') AS phone_masked,
+            max(ciphertext) FILTER (attribute = 'phone') AS phone_enc,
+            max(ciphertext) FILTER (attribute = 'name') AS name_enc,
+            max(ciphertext) FILTER (attribute = 'email') AS email_enc,
+            max(display) FILTER (attribute = 'email') AS email_masked,
+            max(ciphertext) FILTER (attribute = 'birthday') AS birthday_enc,
+            max(display) FILTER (attribute = 'birthday')::TINYINT AS birth_month,
+            max(ciphertext) FILTER (attribute = 'address') AS address_enc,
+            max(display) FILTER (attribute = 'gender') AS gender,
+            split_part(max(display) FILTER (attribute = 'place'), '|', 1) AS province,
+            nullif(split_part(max(display) FILTER (attribute = 'place'), '|', 2), '') AS city
+        FROM mart.golden_attributes GROUP BY customer_id),
+    act AS (SELECT * FROM ({_activity_sql(present)})),
+    base AS (
+        SELECT customer_id, list(DISTINCT channel ORDER BY channel) AS channels, count(*) AS source_records,
+               min(ts) AS first_seen_at, max(ts) AS last_seen_at, max(loaded_at) AS updated_at
+        FROM act GROUP BY customer_id),
+    pref AS (
+        SELECT customer_id, channel AS preferred_channel FROM (
+            SELECT customer_id, channel,
+                   count(*) FILTER (ts >= {as_of} - INTERVAL {cfg.preferred_window_days} DAY) AS recent,
+                   count(*) AS n, max(ts) AS last_at
+            FROM act GROUP BY ALL)
+        QUALIFY row_number() OVER (PARTITION BY customer_id
+                                   ORDER BY recent DESC, n DESC, last_at DESC NULLS LAST, channel) = 1),
+    reach AS (
+        SELECT rc.customer_id,
+            count(*) FILTER (rc.record_type = 'members') AS member_card_count,
+            max(rc.record_id) FILTER (rc.record_type = 'users') AS weibo_uid_user
+        FROM rc GROUP BY rc.customer_id),
+    wx AS (
+        SELECT customer_id, arg_max(unionid_token, ts) FILTER (unionid_token IS NOT NULL) AS wechat_unionid_token,
+               arg_max(subscribed, ts) FILTER (subscribed IS NOT NULL) AS wechat_subscribed
+        FROM (
+            SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS unionid_token, NULL::BOOLEAN AS subscribed,
+                   NULL::TIMESTAMPTZ AS ts WHERE FALSE
+            {"UNION ALL SELECT rc.customer_id, unionid_token, subscribed, "
+             "greatest(subscribed_at, batch_date::TIMESTAMPTZ) " + src("followers") if "followers" in present else ""}
+            {"UNION ALL SELECT rc.customer_id, unionid_token, NULL, authorized_at " + src("miniprogram")
+             if "miniprogram" in present else ""})
+        GROUP BY customer_id),
+    wb AS (
+        SELECT customer_id, arg_max(weibo_uid, ts) AS weibo_uid_any FROM (
+            {" UNION ALL ".join(
+                f"SELECT rc.customer_id, weibo_uid, event_at AS ts {src(rt)} WHERE weibo_uid IS NOT NULL"
+                for rt in ("interactions", "leads") if rt in present)
+             or "SELECT NULL::VARCHAR customer_id, NULL::VARCHAR weibo_uid, NULL::TIMESTAMPTZ ts WHERE FALSE"})
+        GROUP BY customer_id),
+    consent AS (
+        SELECT customer_id, arg_max(opt_in, (ts, delivery_seq)) AS marketing_consent
+        FROM ({_consent_sql(present)}) GROUP BY customer_id),
+    orders AS (SELECT * FROM ({_orders_sql(present)}) o(customer_id, channel, ts, amount_cny)),
+    ord AS (
+        SELECT customer_id, count(*) AS orders_count, round(sum(amount_cny), 2) AS total_spent_cny,
+               min(ts) AS first_order_at, max(ts) AS last_order_at
+        FROM orders GROUP BY customer_id),
+    svc AS (
+        {f'''SELECT rc.customer_id, count(*) AS tickets_count,
+               count(*) FILTER (category = 'complaint') AS complaints_count,
+               count(*) FILTER (category = 'complaint' AND coalesce(ticket_status, 'open') = 'open'
+                                AND resolved_at IS NULL) AS open_complaints,
+               min(event_at) FILTER (category = 'complaint' AND coalesce(ticket_status, 'open') = 'open'
+                                     AND resolved_at IS NULL) AS oldest_open_complaint_at,
+               max(event_at) FILTER (category = 'complaint') AS last_complaint_at
+        {src("tickets")}
+        GROUP BY rc.customer_id''' if tickets else
+        "SELECT NULL::VARCHAR customer_id, 0 tickets_count, 0 complaints_count, 0 open_complaints, "
+        "NULL::TIMESTAMPTZ oldest_open_complaint_at, NULL::TIMESTAMPTZ last_complaint_at WHERE FALSE"}),
+    srv AS (
+        {f'''SELECT rc.customer_id,
+               perceived_score - expected_score AS satisfaction_gap,
+               round(({w["price"]} * score_price + {w["timeliness"]} * score_timeliness
+                      + {w["quality"]} * score_quality + {w["attitude"]} * score_attitude) / {wsum}, 2) AS csat,
+               nps AS nps_latest
+        {src("surveys")}
+        QUALIFY row_number() OVER (PARTITION BY rc.customer_id ORDER BY event_at DESC, s.record_id DESC) = 1'''
+        if surveys else "SELECT NULL::VARCHAR customer_id, NULL::INT satisfaction_gap, NULL::DOUBLE csat, "
+        "NULL::INT nps_latest WHERE FALSE"}),
+    adv AS (
+        {f'''SELECT rc.customer_id, count(*) FILTER (interaction_type IN ('repost', 'mention')) AS advocacy
+        {src("interactions")}
+        GROUP BY rc.customer_id''' if interactions else
+        "SELECT NULL::VARCHAR customer_id, 0 advocacy WHERE FALSE"}),
+    joined AS (
+        SELECT b.customer_id, g.phone_masked, g.phone_token, g.phone_enc, g.name_enc, g.email_enc, g.email_masked,
+               g.birthday_enc, g.address_enc, g.gender, g.birth_month, g.province, g.city,
+               b.channels, wx.wechat_unionid_token, wx.wechat_subscribed,
+               coalesce(r.weibo_uid_user, wb.weibo_uid_any) AS weibo_uid, r.member_card_count,
+               p.preferred_channel, coalesce(c.marketing_consent, FALSE) AS marketing_consent,
+               b.first_seen_at, b.last_seen_at,
+               coalesce(o.orders_count, 0) AS orders_count, coalesce(o.total_spent_cny, 0) AS total_spent_cny,
+               round(o.total_spent_cny / o.orders_count, 2) AS avg_order_value_cny,
+               o.first_order_at, o.last_order_at,
+               date_diff('day', o.last_order_at::DATE, {as_of}) AS recency_days,
+               coalesce(s.tickets_count, 0) AS tickets_count, coalesce(s.complaints_count, 0) AS complaints_count,
+               coalesce(s.open_complaints, 0) AS open_complaints, s.last_complaint_at, s.oldest_open_complaint_at,
+               v.satisfaction_gap, v.csat, v.nps_latest, coalesce(a.advocacy, 0) AS advocacy,
+               b.source_records, b.updated_at
+        FROM base b LEFT JOIN g USING (customer_id) LEFT JOIN pref p USING (customer_id)
+        LEFT JOIN reach r USING (customer_id) LEFT JOIN wx USING (customer_id) LEFT JOIN wb USING (customer_id)
+        LEFT JOIN consent c USING (customer_id) LEFT JOIN ord o USING (customer_id)
+        LEFT JOIN svc s USING (customer_id) LEFT JOIN srv v USING (customer_id) LEFT JOIN adv a USING (customer_id)),
+    scored AS (
+        SELECT *,
+            CASE WHEN orders_count > 0 THEN ntile(5) OVER (PARTITION BY orders_count > 0
+                 ORDER BY recency_days DESC, customer_id) END AS r_score,
+            CASE WHEN orders_count > 0 THEN ntile(5) OVER (PARTITION BY orders_count > 0
+                 ORDER BY orders_count, customer_id) END AS f_score,
+            CASE WHEN orders_count > 0 THEN ntile(5) OVER (PARTITION BY orders_count > 0
+                 ORDER BY total_spent_cny, customer_id) END AS m_score,
+            row_number() OVER (ORDER BY total_spent_cny DESC, customer_id) AS value_rank,
+            count(*) OVER () AS customers_total
+        FROM joined),
+    staged AS (
+        SELECT *,
+            CASE WHEN total_spent_cny > 0 AND value_rank <= greatest(1, round({cfg.a_share} * customers_total)) THEN 'A'
+                 WHEN total_spent_cny > 0 AND value_rank <= round({cfg.b_share} * customers_total) THEN 'B'
+                 ELSE 'C' END AS value_class,
+            CASE WHEN orders_count = 0 THEN 'potential'
+                 WHEN recency_days > {cfg.lost_days} THEN 'lost'
+                 WHEN recency_days > {cfg.at_risk_days} THEN 'at_risk'
+                 WHEN date_diff('day', first_order_at::DATE, {as_of}) <= {cfg.new_days} THEN 'new'
+                 WHEN open_complaints = 0 AND (
+                      (orders_count >= {cfg.loyal_min_orders}
+                       AND date_diff('day', first_order_at, last_order_at) >= {cfg.loyal_min_span_days})
+                   OR (orders_count >= 2 AND (nps_latest >= 9 OR advocacy > 0))) THEN 'loyal'
+                 ELSE 'active' END AS lifecycle_stage
+        FROM scored)
+    SELECT customer_id, phone_masked, phone_token, phone_enc, name_enc, email_enc, email_masked, birthday_enc,
+           address_enc, gender, birth_month, province, city,
+           channels, wechat_unionid_token, wechat_subscribed, weibo_uid, member_card_count, preferred_channel,
+           marketing_consent,
+           first_seen_at, last_seen_at, orders_count, total_spent_cny, avg_order_value_cny, first_order_at,
+           last_order_at, recency_days, r_score, f_score, m_score,
+           CASE WHEN r_score IS NULL THEN NULL
+                WHEN r_score >= 4 AND f_score >= 4 AND m_score >= 4 THEN 'champions'
+                WHEN r_score >= 3 AND f_score >= 3 THEN 'loyal_customers'
+                WHEN r_score >= 4 AND f_score <= 2 THEN 'new_or_promising'
+                WHEN r_score <= 2 AND f_score >= 3 THEN 'cant_lose_them'
+                WHEN r_score <= 2 THEN 'hibernating'
+                ELSE 'needs_attention' END AS rfm_segment,
+           value_class, lifecycle_stage,
+           round(coalesce(avg_order_value_cny, 0)
+                 * orders_count / greatest(date_diff('day', first_order_at::DATE, {as_of}) / 365.25, 0.25)
+                 * {cfg.expected_years}
+                 * CASE lifecycle_stage WHEN 'loyal' THEN 1.0 WHEN 'active' THEN 0.8 WHEN 'new' THEN 0.6
+                        WHEN 'at_risk' THEN 0.3 ELSE 0.0 END, 2) AS clv_cny,
+           tickets_count, complaints_count, open_complaints, last_complaint_at,
+           satisfaction_gap, csat, nps_latest,
+           CASE WHEN nps_latest >= 9 THEN 'promoter' WHEN nps_latest >= 7 THEN 'passive'
+                WHEN nps_latest IS NOT NULL THEN 'detractor' END AS nps_class,
+           coalesce(satisfaction_gap <= {cfg.alert_gap}, FALSE) OR coalesce(csat < {cfg.alert_csat}, FALSE)
+             OR coalesce(date_diff('day', oldest_open_complaint_at::DATE, {as_of}) > {cfg.alert_open_days}, FALSE)
+             AS churn_alert,
+           source_records, updated_at, {as_of} AS snapshot_date
+    FROM staged
+    ORDER BY customer_id
+    """)

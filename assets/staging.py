@@ -1,0 +1,82 @@
+"""Staging assets: one per landing file type, generated from the format registry."""
+
+
+import time
+from collections import Counter
+
+import dagster as dg
+
+from assets.landing.formats import FORMATS, FileFormat
+from assets.landing.load import check_token_key, ingest_new_files
+from pipelines.resources import ScvResource
+
+OWNERS = ["team:data-engineering"]
+
+
+def _metadata(reports, seconds: float, con, fmt: FileFormat) -> dict:
+    loaded = sum(r.loaded for r in reports)
+    quarantined = sum(r.quarantined for r in reports)
+    reasons = con.execute(
+        """SELECT regexp_replace(reason, '\\d+', 'N', 'g') AS reason, count(*) FROM staging.quarantine
+           WHERE record_type = ? GROUP BY 1 ORDER BY 2 DESC LIMIT 5""", [fmt.record_type]).fetchall()
+    def note(r) -> str:
+        drift = [f"+{c}" for c in r.extra_columns] + [f"-{c}" for c in r.missing_columns]
+        return (r.message or ", ".join(drift))[:120]
+
+    table = "| file | status | delivered | loaded | quarantined | note |\n|---|---|---|---|---|---|\n" + "".join(
+        f"| {r.file_name} | {r.status} | {r.delivered} | {r.loaded} | {r.quarantined} | {note(r)} |\n"
+        for r in reports)
+    total = con.execute(f"SELECT count(*) FROM staging.{fmt.record_type}_current").fetchall()[0][0]
+    return {
+        "new_files": len(reports),
+        "rows_loaded": loaded,
+        "rows_quarantined": quarantined,
+        "unreadable_files": sum(r.status == "unreadable" for r in reports),
+        "current_records": total,
+        "files": dg.MetadataValue.md(table if reports else "no new files"),
+        "top_quarantine_reasons": dg.MetadataValue.md(
+            "\n".join(f"- {n} x {reason}" for reason, n in reasons) or "none"),
+        "schema_drift": dg.MetadataValue.json(
+            {r.file_name: {"extra": r.extra_columns, "missing": r.missing_columns}
+             for r in reports if r.extra_columns or r.missing_columns}),
+        "seconds": round(seconds, 3),
+    }
+
+
+def staging_asset(fmt: FileFormat) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=fmt.record_type,
+        key_prefix=["staging"],
+        group_name="staging",
+        description=f"{fmt.description}: new `{fmt.glob}` files, standardised, PII tokenised and encrypted. "
+                    f"Table `staging.{fmt.record_type}` (all deliveries) and view `staging.{fmt.record_type}_current`.",
+        kinds={"polars", "duckdb"},
+        owners=OWNERS,
+        code_version="1",
+        pool="duckdb",
+        tags={"channel": fmt.channel, "layer": "staging"},
+    )
+    def _asset(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.MaterializeResult:
+        started = time.perf_counter()
+        keyring = scv.keyring()
+        con = scv.connect(context.run_id)
+        try:
+            check_token_key(con, keyring)
+            reports = ingest_new_files(con, scv.layout().landing, fmt, keyring, context.run_id, scv.now())
+            for rep in reports:
+                if rep.status == "unreadable":
+                    context.log.error(f"{fmt.record_type}: {rep.message}")
+                elif rep.extra_columns or rep.missing_columns:
+                    context.log.warning(f"{rep.file_name}: schema drift, extra {rep.extra_columns}, "
+                                        f"missing {rep.missing_columns}")
+            status = Counter(r.status for r in reports)
+            context.log.info(f"{fmt.record_type}: {dict(status)}")
+            return dg.MaterializeResult(metadata=_metadata(reports, time.perf_counter() - started, con, fmt))
+        finally:
+            con.close()
+
+    return _asset
+
+
+STAGING_ASSETS = [staging_asset(fmt) for fmt in FORMATS]
+STAGING_KEYS = [dg.AssetKey(["staging", fmt.record_type]) for fmt in FORMATS]

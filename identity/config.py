@@ -1,0 +1,65 @@
+"""Identity rules in one place: key priority, guards, limits.
+
+Defaults encode the brand's business rules; a TOML file named by
+``SCV_IDENTITY_CONFIG`` may override any of them (see README, "Identity rules").
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+# Strongest first. ``matched_by`` names the strongest key that tied a record in,
+# and survivorship prefers values reached through stronger keys.
+DEFAULT_PRIORITY = ("phone", "unionid", "email", "member_card", "weibo_uid", "buyer_nick", "openid")
+
+# (identifier kind, co-occurring kind) -> the most distinct values one identifier
+# may sit beside on the same records before it is treated as shared (a store's
+# own number, a family phone, a recycled number) and stops linking anything.
+DEFAULT_LIMITS = {
+    "phone": {"unionid": 1, "member_card": 2, "name": 1, "email": 2, "weibo_uid": 2, "buyer_nick": 2},
+    "unionid": {"phone": 2},
+    "email": {"phone": 2, "member_card": 2},
+    "member_card": {"phone": 2},
+    "weibo_uid": {"phone": 2},
+    "buyer_nick": {"phone": 3},
+}
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    priority: tuple[str, ...] = DEFAULT_PRIORITY
+    limits: dict = field(default_factory=lambda: DEFAULT_LIMITS)
+    # Names count towards the limits only from sources where people type their own
+    # name; a Tmall receiver name may be a gift recipient.
+    name_sources: tuple[str, ...] = ("members", "leads")
+    # Landlines are shared by households and offices: kept, masked, but not keys.
+    match_landlines: bool = False
+    # A component above this many records is reported as suspicious.
+    max_cluster_records: int = 500
+    id_prefix: str = "C"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> IdentityConfig:
+        path = path or os.environ.get("SCV_IDENTITY_CONFIG")
+        if not path:
+            return cls()
+        data = tomllib.loads(Path(path).read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown identity settings {sorted(unknown)}")
+        for key in ("priority", "name_sources"):
+            if key in data:
+                data[key] = tuple(data[key])
+        if "limits" in data:
+            merged = {k: dict(v) for k, v in DEFAULT_LIMITS.items()}
+            for k, v in data["limits"].items():
+                merged.setdefault(k, {}).update(v)
+            data["limits"] = merged
+        return cls(**data)
+
+    def rank(self, kind: str) -> int:
+        return self.priority.index(kind) if kind in self.priority else len(self.priority)

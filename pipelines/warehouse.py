@@ -1,0 +1,103 @@
+"""Where things live, and how a run publishes without ever showing half a result.
+
+A run never writes the published ``warehouse.duckdb``. Its first write copies the
+published file to ``.build/<run id>.duckdb``; every asset of the run works on
+that copy; the last asset swaps it into place with an atomic rename, and swaps
+the export folders the same way. Consequences a user can rely on:
+
+* marketers (read-only connections, other processes) always see one whole run;
+  a connection opened before the swap keeps reading the old snapshot;
+* a run that fails or is killed leaves the last published warehouse and exports
+  untouched; its build file is removed by the next run;
+* DuckDB's one-writer-per-file rule only ever applies to a private build file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXPORTS = ("customer_profile", "record_customer")
+
+
+def scv_home() -> Path:
+    """``SCV_HOME``, defaulting to the repo's ``data/`` folder."""
+    return Path(os.environ.get("SCV_HOME") or REPO_ROOT / "data").expanduser().resolve()
+
+
+@dataclass(frozen=True)
+class Layout:
+    home: Path
+
+    @property
+    def landing(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.home / "warehouse.duckdb"
+
+    @property
+    def exports(self) -> Path:
+        return self.home / "exports"
+
+    @property
+    def build_dir(self) -> Path:
+        return self.home / ".build"
+
+    def build_file(self, run_id: str) -> Path:
+        return self.build_dir / f"{run_id}.duckdb"
+
+    def build_exports(self, run_id: str) -> Path:
+        return self.build_dir / f"{run_id}-exports"
+
+
+def open_build(layout: Layout, run_id: str) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to this run's private copy of the warehouse."""
+    target = layout.build_file(run_id)
+    if not target.exists():
+        layout.build_dir.mkdir(parents=True, exist_ok=True)
+        for stale in layout.build_dir.iterdir():  # left by a failed or killed run
+            if not stale.name.startswith(run_id):
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+        tmp = target.with_suffix(".copying")
+        if layout.warehouse.exists():
+            shutil.copyfile(layout.warehouse, tmp)
+            os.replace(tmp, target)
+    return duckdb.connect(str(target))
+
+
+def publish(layout: Layout, run_id: str) -> None:
+    """Swap the run's warehouse and exports into place (each swap an atomic rename)."""
+    build = layout.build_file(run_id)
+    if not build.exists():
+        raise FileNotFoundError(f"run {run_id} has no build warehouse to publish")
+    con = duckdb.connect(str(build))
+    con.execute("CHECKPOINT")
+    con.close()
+    built_exports = layout.build_exports(run_id)
+    layout.exports.mkdir(parents=True, exist_ok=True)
+    for name in EXPORTS:
+        new = built_exports / name
+        if not new.exists():
+            continue
+        live = layout.exports / name
+        old = layout.exports / f".{name}.old-{run_id}"
+        if live.exists():
+            os.replace(live, old)
+        os.replace(new, live)
+        shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(built_exports, ignore_errors=True)
+    os.replace(build, layout.warehouse)
+
+
+def open_published(layout: Layout) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the last published snapshot (what marketers use)."""
+    if not layout.warehouse.exists():
+        raise FileNotFoundError(f"no warehouse at {layout.warehouse}: run the pipeline first (`scv run`)")
+    return duckdb.connect(str(layout.warehouse), read_only=True)

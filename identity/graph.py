@@ -193,14 +193,16 @@ def assign_stable_ids(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig, run_i
     """Step 5: carry customer ids over from the previous lineage table."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE sid_cur AS
-            SELECT r.record_type, r.record_id, c.comp FROM identity.records r JOIN identity.components c USING (rk);
+            SELECT r.record_type, r.record_id, r.event_at, c.comp
+            FROM identity.records r JOIN identity.components c USING (rk);
         CREATE OR REPLACE TEMP TABLE sid_claims AS
-            SELECT c.comp, p.customer_id AS old_id, count(*) AS n
+            SELECT c.comp, p.customer_id AS old_id, count(*) AS n, min(c.event_at) AS first_seen
             FROM sid_cur c JOIN identity.record_customer p USING (record_type, record_id)
-            WHERE p.customer_id IS NOT NULL GROUP BY ALL;
+            WHERE p.customer_id IS NOT NULL GROUP BY c.comp, p.customer_id;
+        -- an old id goes to the part holding most of its records (then the longest history)
         CREATE OR REPLACE TEMP TABLE sid_won AS
             SELECT old_id, comp FROM sid_claims
-            QUALIFY row_number() OVER (PARTITION BY old_id ORDER BY n DESC, comp) = 1;
+            QUALIFY row_number() OVER (PARTITION BY old_id ORDER BY n DESC, first_seen NULLS LAST, comp) = 1;
         CREATE OR REPLACE TEMP TABLE sid_kept AS
             SELECT w.comp, w.old_id AS customer_id FROM sid_won w
             JOIN identity.customer_registry g ON g.customer_id = w.old_id

@@ -1,7 +1,7 @@
 """Deterministic synthetic landing data for the single customer view pipeline.
 
 Why this exists: the pipeline must be tested on data that looks like what the
-channels really deliver (see ``/work/shared/specs/landing-formats.md``), at a
+channels really deliver (see the landing-formats spec), at a
 size that shows whether the set-based design holds, and with a ground truth that
 says which records belong to the same person. Real customer data cannot be used
 for that, so we synthesise it.
@@ -25,8 +25,8 @@ Design constraints and how they are met:
   rows) take well under two minutes on two cores.
 * **Plain Python**: no Dagster import, so tests and scripts can call it directly.
 
-Run ``python -m pipelines.generate --people 100000 --out /tmp/scv/landing`` to
-produce a landing folder (and ``/tmp/scv/landing-truth.csv``).
+Run ``scv generate --people 100000 --out DIR/landing`` to
+produce a landing folder (and ``DIR/landing-truth.csv``).
 """
 
 from __future__ import annotations

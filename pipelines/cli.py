@@ -1,0 +1,204 @@
+"""``scv``: the command line for operators, data engineers and the privacy officer.
+
+Every command works on ``SCV_HOME`` (default: the repo's ``data/``). Runs go
+through Dagster, recorded in the instance of the repo's ``dagster.yaml`` (or
+``DAGSTER_HOME``), so they show in the UI exactly like scheduled runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import duckdb
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.warehouse import REPO_ROOT, Layout, open_published, scv_home
+from privacy import keys
+
+app = typer.Typer(help="Single customer view pipeline.", no_args_is_help=True, add_completion=False)
+keys_app = typer.Typer(help="Brand-held encryption keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+console = Console()
+
+HomeOption = typer.Option(None, "--home", help="SCV_HOME folder (default: $SCV_HOME or the repo's data/)")
+
+
+def _layout(home: Path | None) -> Layout:
+    if home is not None:
+        os.environ["SCV_HOME"] = str(home.resolve())
+    return Layout(scv_home())
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+def _instance():
+    import dagster as dg
+
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    os.chdir(REPO_ROOT)  # dagster.yaml keeps its storage under the repo's data/
+    return dg.DagsterInstance.from_config(str(REPO_ROOT))
+
+
+@app.command()
+def run(home: Path | None = HomeOption) -> None:
+    """Ingest new landing files and publish fresh profiles and exports (the main job)."""
+    layout = _layout(home)
+    if not layout.landing.exists():
+        _fail(f"no landing folder at {layout.landing}")
+    from pipelines.definitions import defs
+
+    instance = _instance()
+    console.print(f"running the [bold]scv_refresh[/bold] job on {layout.landing} ...")
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    result = defs.resolve_job_def("scv_refresh").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=quiet)
+    if not result.success:
+        failed = [e.step_key for e in result.all_events if e.is_step_failure]
+        for event in result.all_events:
+            if event.is_step_failure:
+                err = event.step_failure_data.error
+                console.print(f"[red]{event.step_key} failed:[/red] {err.cause.message if err.cause else err.message}")
+        _fail(f"run {result.run_id} failed at {', '.join(failed) or 'a check'}; the last published warehouse "
+              "is unchanged")
+    summary(home=None)
+
+
+@app.command()
+def summary(home: Path | None = HomeOption) -> None:
+    """Print records read, customers, match rate and where the outputs are."""
+    layout = _layout(home)
+    con = open_published(layout)
+    try:
+        files, delivered, loaded, quarantined = con.execute("""
+            SELECT count(*), coalesce(sum(rows_delivered), 0), coalesce(sum(rows_loaded), 0),
+                   coalesce(sum(rows_quarantined), 0) FROM staging.file_ledger""").fetchall()[0]
+        records, linked, customers = con.execute("""
+            SELECT count(*), count(customer_id), count(DISTINCT customer_id)
+            FROM identity.record_customer""").fetchall()[0]
+        multi = con.execute("SELECT count(*) FROM mart.customer_profile WHERE len(channels) >= 2").fetchall()[0][0]
+    finally:
+        con.close()
+    table = Table(show_header=False, box=None)
+    table.add_row("landing files", f"{files:,}")
+    table.add_row("records read", f"{delivered:,} ({loaded:,} loaded, {quarantined:,} quarantined)")
+    table.add_row("distinct records", f"{records:,}")
+    table.add_row("customers", f"{customers:,} ({multi:,} seen on 2+ channels)")
+    table.add_row("match rate", f"{linked / records:.1%} of records tied to a customer" if records else "n/a")
+    table.add_row("warehouse", str(layout.warehouse))
+    table.add_row("exports", str(layout.exports))
+    console.print(table)
+    console.print(f"try: duckdb -readonly {layout.warehouse} -c \"SELECT * FROM mart.customers LIMIT 5\"")
+
+
+@app.command()
+def generate(
+    people: int = typer.Option(1000, help="How many true people to simulate"),
+    seed: int = typer.Option(7, help="Random seed: same seed, same files"),
+    out: Path = typer.Option(..., help="Landing folder to write (channel sub-folders are created)"),
+    truth: Path | None = typer.Option(None, help="Ground-truth CSV (default: beside the landing folder)"),
+) -> None:
+    """Write a synthetic landing folder in the real formats, plus its ground truth."""
+    from pipelines.generate import generate_landing
+
+    stats = generate_landing(people=people, seed=seed, out=out, truth=truth)
+    console.print(stats)
+
+
+@app.command()
+def evaluate(truth: Path = typer.Option(..., exists=True, help="Ground-truth CSV"),
+             home: Path | None = HomeOption) -> None:
+    """Pairwise precision, recall and F1 of the published identity graph against a ground truth."""
+    from identity.evaluate import evaluate as run_eval
+
+    layout = _layout(home)
+    if not layout.warehouse.exists():
+        _fail(f"no warehouse at {layout.warehouse}")
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{layout.warehouse.as_posix()}' AS wh (READ_ONLY)")
+    acc = run_eval(con, truth, "wh.identity.record_customer")
+    for line in acc.lines():
+        console.print(line)
+    if acc.unmatched_truth:
+        console.print(f"[yellow]{acc.unmatched_truth:,} truth records are not in the lineage table[/yellow]")
+
+
+@app.command()
+def lookup(phone: str = typer.Option(..., help="Phone in any common spelling"), home: Path | None = HomeOption) -> None:
+    """Find a customer by phone without decrypting anything: normalise, tokenise, look up."""
+    import polars as pl
+
+    from identity.phones import normalize_phones
+    from privacy.crypto import token
+
+    layout = _layout(home)
+    norm = normalize_phones(pl.Series([phone])).row(0, named=True)
+    if norm["phone_e164"] is None:
+        _fail(f"not a usable phone number ({norm['phone_status']})")
+    tok = token(norm["phone_e164"], keys.load_keyring(), "phone")
+    con = open_published(layout)
+    try:
+        rows = con.execute("""
+            SELECT DISTINCT rc.customer_id FROM identity.identifiers i JOIN identity.records r USING (rk)
+            JOIN identity.record_customer rc USING (record_type, record_id)
+            WHERE i.kind = 'phone' AND i.value = ? AND rc.customer_id IS NOT NULL""", [tok]).fetchall()
+        if not rows:
+            console.print("no customer with this phone")
+            raise typer.Exit(1)
+        ids = [r[0] for r in rows]
+        profile = con.execute(
+            "SELECT customer_id, phone_masked, value_class, lifecycle_stage, channels, marketing_consent "
+            "FROM mart.customers WHERE customer_id IN (SELECT unnest(?))", [ids]).fetchall()
+    finally:
+        con.close()
+    for row in profile:
+        console.print(dict(zip(["customer_id", "phone_masked", "value_class", "lifecycle_stage", "channels",
+                                "marketing_consent"], row, strict=True)))
+
+
+@keys_app.command("init")
+def keys_init() -> None:
+    """Create the master key and keyring (refuses to overwrite existing keys)."""
+    folder = keys.key_dir()
+    if (folder / keys.KEYRING_FILE).exists():
+        console.print(f"keys already exist in {folder}")
+        return
+    keys.init_keys(folder)
+    console.print(f"created master key and keyring in {folder} (mode 0600). Back this folder up: without it "
+                  "the encrypted data cannot be read and new data cannot be matched to old.")
+
+
+@keys_app.command("status")
+def keys_status() -> None:
+    """Show where the keys come from and which key ids exist (never the keys)."""
+    try:
+        ring = keys.load_keyring()
+    except keys.KeyProblem as exc:
+        _fail(str(exc))
+    source = keys.MASTER_KEY_ENV if os.environ.get(keys.MASTER_KEY_ENV) else str(ring.folder / keys.MASTER_FILE)
+    console.print(f"master key: {source}")
+    console.print(f"keyring:    {ring.folder / keys.KEYRING_FILE}")
+    for kid, spec in ring.meta["data_keys"].items():
+        console.print(f"data key {kid}: {spec['status']} (created {spec['created']})")
+    console.print(f"token key {ring.token_key_id}: fingerprint {ring.fingerprint()}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    try:
+        app()
+    except keys.KeyProblem as exc:
+        console.print(f"[red]key error:[/red] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,149 @@
+"""Hand-made identity graphs: one test per rule of the identity card."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from identity.config import IdentityConfig
+
+
+def test_chain_merge_through_different_keys(graph):
+    # A-B share a phone, B-C a unionid, C-D an email: one person across four channels.
+    graph.add("members", "m1", phone="P1", member_card="m1")
+    graph.add("miniprogram", "mp1", phone="P1", unionid="U1")
+    graph.add("followers", "f1", unionid="U1")
+    graph.add("webshop_orders", "w1", email="E1")
+    graph.add("members", "m2", email="E1", member_card="m2", phone="P1")
+    graph.resolve()
+    assert graph.groups() == {frozenset({"members:m1", "miniprogram:mp1", "followers:f1", "webshop_orders:w1",
+                                         "members:m2"})}
+
+
+def test_long_chain_converges(graph):
+    # 60 records, each tied only to the next: many propagation rounds, one customer.
+    for i in range(60):
+        graph.add("tickets", f"t{i}", phone=f"P{i}", email=f"E{i + 1}" if i % 2 else None,
+                  buyer_nick=f"N{i + 1}" if i % 2 == 0 else None)
+        graph.add("leads", f"l{i}", phone=f"P{i}", email=f"E{i}" if i % 2 == 0 else None,
+                  buyer_nick=f"N{i}" if i % 2 else None)
+    stats = graph.resolve()
+    assert len(graph.groups()) == 1
+    assert stats.iterations >= 3
+
+
+def test_family_phone_with_two_unionids_is_not_a_key(graph):
+    graph.add("miniprogram", "mpA", phone="FAM", unionid="UA")
+    graph.add("miniprogram", "mpB", phone="FAM", unionid="UB")
+    graph.add("followers", "fA", unionid="UA")
+    graph.add("followers", "fB", unionid="UB")
+    graph.add("tickets", "t1", phone="FAM")
+    graph.resolve()
+    assert graph.customer("followers", "fA") == graph.customer("miniprogram", "mpA")
+    assert graph.customer("followers", "fB") == graph.customer("miniprogram", "mpB")
+    assert graph.customer("miniprogram", "mpA") != graph.customer("miniprogram", "mpB")
+    # the ticket carries only the shared phone: it is not forced into either customer
+    assert graph.customer("tickets", "t1") is None
+    rejected = graph.con.execute("SELECT kind, value, reason, detail FROM identity.rejected_identifiers").fetchall()
+    assert rejected == [("phone", "FAM", "shared identifier over cardinality limit", "2 distinct unionid (limit 1)")]
+
+
+def test_store_phone_on_fifty_member_cards_merges_nobody(graph):
+    for i in range(50):
+        graph.add("members", f"card{i}", phone="STORE", member_card=f"card{i}", name=f"name{i}")
+    graph.resolve()
+    customers = {graph.customer("members", f"card{i}") for i in range(50)}
+    assert len(customers) == 50 and None not in customers
+    detail = graph.con.execute("SELECT detail FROM identity.rejected_identifiers WHERE value = 'STORE'").fetchall()
+    assert detail == [("50 distinct member_card (limit 2); 50 distinct name (limit 1)",)]
+
+
+def test_placeholder_phone_is_audited_and_never_links(graph):
+    graph.add("members", "a", phone="PLACEHOLDER", phone_status="placeholder", member_card="a")
+    graph.add("members", "b", phone="PLACEHOLDER", phone_status="placeholder", member_card="b")
+    graph.resolve()
+    assert graph.customer("members", "a") != graph.customer("members", "b")
+    assert graph.con.execute("SELECT reason, records FROM identity.rejected_identifiers").fetchall() == [
+        ("placeholder or blocklisted number", 2)]
+
+
+def test_landline_is_not_a_key_unless_configured(graph):
+    graph.con.execute("SELECT 1")
+    graph.add("tmall_orders", "o1", phone="LAND", buyer_nick="n1")
+    graph.add("tickets", "t1", phone="LAND")
+    graph.con.execute("UPDATE s.tmall_orders SET phone_is_mobile = FALSE")
+    graph.con.execute("UPDATE s.tickets SET phone_is_mobile = FALSE")
+    graph.resolve()
+    assert graph.customer("tickets", "t1") is None
+    graph.resolve(IdentityConfig(match_landlines=True, name_sources=()))
+    assert graph.customer("tickets", "t1") == graph.customer("tmall_orders", "o1")
+
+
+def test_anonymous_record_has_no_customer_and_matched_by_names_the_key(graph):
+    graph.add("transactions", "anon")
+    graph.add("transactions", "r1", phone="P1")
+    graph.add("tickets", "t1", phone="P1")
+    graph.resolve()
+    assert graph.customer("transactions", "anon") is None
+    rows = dict(graph.con.execute(
+        "SELECT record_id, matched_by FROM identity.record_customer WHERE record_type = 'tickets'").fetchall())
+    assert rows == {"t1": "phone"}
+
+
+def test_ids_survive_reruns_merge_keeps_oldest_and_split_keeps_biggest(graph):
+    graph.add("members", "a1", phone="PA", member_card="a1")
+    graph.add("tickets", "a2", phone="PA")
+    graph.add("surveys", "a3", phone="PA")
+    graph.add("members", "b1", phone="PB", member_card="b1")
+    graph.resolve()
+    id_a, id_b = graph.customer("members", "a1"), graph.customer("members", "b1")
+    assert id_a != id_b
+    graph.resolve()  # unchanged input: unchanged ids
+    assert (graph.customer("members", "a1"), graph.customer("members", "b1")) == (id_a, id_b)
+
+    # run 3: a bridging record ties A and B; the older id (A, issued first) survives
+    graph.add("webshop_orders", "bridge", phone="PA", email="EB")
+    graph.add("leads", "b3", phone="PB", email="EB")
+    graph.resolve()
+    assert {graph.customer("members", "a1"), graph.customer("members", "b1")} == {id_a}
+    history = graph.con.execute("SELECT old_id, new_id, reason FROM identity.customer_id_history").fetchall()
+    assert history == [(id_b, id_a, "merge")]
+
+    # run 4: the bridge is corrected away; the part with most of A's records keeps A
+    graph.con.execute("DELETE FROM s.webshop_orders")
+    graph.resolve()
+    assert graph.customer("members", "a1") == id_a
+    new_b = graph.customer("members", "b1")
+    assert new_b not in (id_a, id_b, None)
+    assert graph.con.execute(
+        "SELECT old_id, new_id, reason FROM identity.customer_id_history WHERE run_id = 'run4'").fetchall() == [
+        (id_a, new_b, "split")]
+
+
+def test_incremental_record_bridging_two_customers(graph):
+    graph.add("followers", "f1", unionid="U1")
+    graph.add("members", "m1", phone="P1", member_card="m1")
+    graph.resolve()
+    assert graph.customer("followers", "f1") != graph.customer("members", "m1")
+    graph.add("miniprogram", "mp1", unionid="U1", phone="P1")
+    stats = graph.resolve()
+    assert graph.customer("followers", "f1") == graph.customer("members", "m1") == graph.customer("miniprogram",
+                                                                                                   "mp1")
+    assert stats.merges == 1
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(extra=st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), min_size=1, max_size=15))
+def test_unrelated_records_never_change_existing_ids(extra):
+    from tests.conftest import Graph
+
+    g = Graph()
+    g.add("members", "m1", phone="P1", member_card="m1")
+    g.add("tickets", "t1", phone="P1")
+    g.add("followers", "f1", unionid="U1")
+    g.resolve()
+    before = {("members", "m1"): g.customer("members", "m1"), ("followers", "f1"): g.customer("followers", "f1")}
+    for i, (p, e) in enumerate(extra):  # identifiers disjoint from the existing ones
+        g.add("leads", f"x{i}", phone=f"X{p}", email=f"XE{e}")
+    g.resolve()
+    assert {k: g.customer(*k) for k in before} == before

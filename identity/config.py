@@ -28,6 +28,15 @@ DEFAULT_LIMITS = {
 }
 
 
+# How much one occurrence of a key is worth, by source: keys a platform or a card
+# reader vouches for (2) beat keys a person or a clerk typed (1, the default).
+DEFAULT_STRENGTH = {
+    "members.member_card": 2, "transactions.member_card": 2, "miniprogram.phone": 2, "miniprogram.unionid": 2,
+    "followers.unionid": 2, "users.weibo_uid": 2, "interactions.weibo_uid": 2, "leads.weibo_uid": 2,
+    "tmall_orders.buyer_nick": 2, "followers.openid": 2, "miniprogram.openid": 2,
+}
+
+
 @dataclass(frozen=True)
 class IdentityConfig:
     priority: tuple[str, ...] = DEFAULT_PRIORITY
@@ -37,6 +46,10 @@ class IdentityConfig:
     name_sources: tuple[str, ...] = ("members", "leads")
     # Landlines are shared by households and offices: kept, masked, but not keys.
     match_landlines: bool = False
+    strengths: dict = field(default_factory=lambda: DEFAULT_STRENGTH)
+    # Over a limit, the top values must hold this share of the evidence for the
+    # identifier to be kept (and only the outlying links dropped).
+    dominance: float = 0.6
     # A component above this many records is reported as suspicious.
     max_cluster_records: int = 500
     id_prefix: str = "C"
@@ -60,6 +73,9 @@ class IdentityConfig:
                 merged.setdefault(k, {}).update(v)
             data["limits"] = merged
         return cls(**data)
+
+    def strength(self, record_type: str, kind: str) -> int:
+        return int(self.strengths.get(f"{record_type}.{kind}", 1))
 
     def rank(self, kind: str) -> int:
         return self.priority.index(kind) if kind in self.priority else len(self.priority)

@@ -87,62 +87,107 @@ def build_identifiers(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg
     for s in sources:
         for kind, column in s.identifiers:
             cond = _phone_condition(column, cfg) if kind == "phone" else "TRUE"
+            strength = cfg.strength(s.record_type, kind)
             parts.append(
                 f"SELECT '{s.record_type}' AS record_type, record_id, '{kind}' AS kind, {column}::VARCHAR AS value, "
-                f"TRUE AS links FROM {s.relation} WHERE {column} IS NOT NULL AND {cond}"
+                f"TRUE AS links, {strength} AS strength FROM {s.relation} WHERE {column} IS NOT NULL AND {cond}"
             )
             if kind == "phone":  # placeholders carry a token so the audit can count them
                 parts.append(
-                    f"SELECT '{s.record_type}', record_id, 'phone', {column}, FALSE FROM {s.relation} "
+                    f"SELECT '{s.record_type}', record_id, 'phone', {column}, FALSE, 0 FROM {s.relation} "
                     f"WHERE {column} IS NOT NULL AND phone_status = 'placeholder'"
                 )
         if s.name_column and s.record_type in cfg.name_sources:
             parts.append(
-                f"SELECT '{s.record_type}', record_id, 'name', {s.name_column}, FALSE FROM {s.relation} "
+                f"SELECT '{s.record_type}', record_id, 'name', {s.name_column}, FALSE, 0 FROM {s.relation} "
                 f"WHERE {s.name_column} IS NOT NULL"
             )
     con.execute(f"""
         CREATE OR REPLACE TABLE identity.identifiers AS
-        SELECT DISTINCT r.rk, i.kind, i.value, i.links
+        SELECT DISTINCT r.rk, i.kind, i.value, i.links, i.strength
         FROM ({' UNION ALL '.join(parts)}) i
         JOIN identity.records r USING (record_type, record_id)""")
 
 
 def apply_guards(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
-    """Step 3: blocklist and cardinality limits -> ``rejected_identifiers`` and ``links``."""
+    """Step 3: blocklist and cardinality limits -> ``rejected_identifiers``, ``dropped_links``, ``links``.
+
+    For each identifier and each kind it has a limit on (a phone may sit beside at
+    most one unionid, two member cards, one member name...), count the distinct
+    values beside it and how many records support each. Over the limit, two cases:
+
+    * one or a few values clearly dominate (the top ``limit`` values hold at least
+      ``cfg.dominance`` of the support and the first is seen at least twice): the
+      identifier is sound, and values beyond the limit or seen only once are noise
+      (a phone typo on one receipt).
+      Only the weakest link of each outlying record is dropped: its link to the
+      outlying value, or, when that value is the stronger evidence (a member card
+      against a typed phone, a name), its link to this identifier. Audited in
+      ``identity.dropped_links``.
+    * no value dominates (a store's own number on fifty member cards, a family
+      phone with two unionids): the identifier is shared and links nothing.
+      Audited in ``identity.rejected_identifiers``.
+    """
     limit_rows = [(k, o, n) for k, others in cfg.limits.items() for o, n in others.items()]
     values = ", ".join(f"('{k}', '{o}', {n})" for k, o, n in limit_rows) or "(NULL, NULL, NULL)"
     con.execute(f"""
-        CREATE OR REPLACE TABLE identity.rejected_identifiers AS
-        WITH lim(kind, other_kind, max_distinct) AS (VALUES {values}),
-        placeholder AS (
-            SELECT kind, value, 'placeholder or blocklisted number' AS reason, count(*) AS records,
-                   NULL::VARCHAR AS detail
-            FROM identity.identifiers WHERE kind = 'phone' AND NOT links GROUP BY ALL),
-        cooc AS (
-            SELECT a.kind, a.value, b.kind AS other_kind, count(DISTINCT b.value) AS n
+        CREATE OR REPLACE TEMP TABLE g_lim(kind VARCHAR, other_kind VARCHAR, max_distinct INT);
+        INSERT INTO g_lim VALUES {values};
+        CREATE OR REPLACE TEMP TABLE g_cooc AS
+            SELECT a.kind, a.value, b.kind AS other_kind, b.value AS other_value, l.max_distinct,
+                   count(DISTINCT a.rk) AS support
             FROM identity.identifiers a
             JOIN identity.identifiers b ON a.rk = b.rk AND a.kind <> b.kind
-            JOIN lim ON lim.kind = a.kind AND lim.other_kind = b.kind
+            JOIN g_lim l ON l.kind = a.kind AND l.other_kind = b.kind
             WHERE a.links
-            GROUP BY ALL),
-        over AS (
-            SELECT c.kind, c.value,
-                   string_agg(c.n || ' distinct ' || c.other_kind || ' (limit ' || l.max_distinct || ')', '; '
-                              ORDER BY c.other_kind) AS detail
-            FROM cooc c JOIN lim l USING (kind, other_kind)
-            WHERE c.n > l.max_distinct GROUP BY ALL),
-        shared AS (
-            SELECT o.kind, o.value, 'shared identifier over cardinality limit' AS reason,
-                   (SELECT count(DISTINCT rk) FROM identity.identifiers i
-                    WHERE i.kind = o.kind AND i.value = o.value) AS records, o.detail
-            FROM over o)
-        SELECT * FROM placeholder UNION ALL SELECT * FROM shared""")
+            GROUP BY ALL;
+        CREATE OR REPLACE TEMP TABLE g_ranked AS
+            SELECT *, row_number() OVER (PARTITION BY kind, value, other_kind
+                                         ORDER BY support DESC, other_value) AS rank_in_kind,
+                      count(*) OVER (PARTITION BY kind, value, other_kind) AS n_distinct
+            FROM g_cooc;
+        CREATE OR REPLACE TEMP TABLE g_over AS
+            SELECT kind, value, other_kind, any_value(max_distinct) AS max_distinct, any_value(n_distinct) AS n,
+                   sum(support) AS total, sum(support) FILTER (rank_in_kind <= max_distinct) AS top,
+                   max(support) AS top1
+            FROM g_ranked WHERE n_distinct > max_distinct GROUP BY ALL;
+        CREATE OR REPLACE TEMP TABLE g_shared AS
+            SELECT kind, value, string_agg(n || ' distinct ' || other_kind || ' (limit ' || max_distinct || ')', '; '
+                                           ORDER BY other_kind) AS detail
+            FROM g_over WHERE NOT (top1 >= 2 AND top >= {cfg.dominance} * total) GROUP BY ALL;
+    """)
+    con.execute("""
+        CREATE OR REPLACE TABLE identity.rejected_identifiers AS
+        SELECT kind, value, 'placeholder or blocklisted number' AS reason, count(*) AS records, NULL::VARCHAR AS detail
+        FROM identity.identifiers WHERE kind = 'phone' AND NOT links GROUP BY ALL
+        UNION ALL
+        SELECT s.kind, s.value, 'shared identifier over cardinality limit',
+               (SELECT count(DISTINCT rk) FROM identity.identifiers i WHERE i.kind = s.kind AND i.value = s.value),
+               s.detail
+        FROM g_shared s""")
+    con.execute("""
+        CREATE OR REPLACE TABLE identity.dropped_links AS
+        WITH outliers AS (
+            SELECT r.kind, r.value, r.other_kind, r.other_value
+            FROM g_ranked r JOIN g_over o USING (kind, value, other_kind)
+            ANTI JOIN g_shared s USING (kind, value)
+            WHERE r.rank_in_kind > r.max_distinct OR r.support = 1),
+        records AS (
+            SELECT a.rk, o.*, a.strength AS own_strength, b.strength AS other_strength, b.links AS other_links
+            FROM outliers o
+            JOIN identity.identifiers a ON a.kind = o.kind AND a.value = o.value
+            JOIN identity.identifiers b ON b.rk = a.rk AND b.kind = o.other_kind AND b.value = o.other_value)
+        SELECT DISTINCT rk,
+               CASE WHEN other_links AND other_strength <= own_strength THEN other_kind ELSE kind END AS kind,
+               CASE WHEN other_links AND other_strength <= own_strength THEN other_value ELSE value END AS value,
+               'outlying ' || other_kind || ' beside ' || kind || ' over its limit' AS reason
+        FROM records""")
     con.execute("""
         CREATE OR REPLACE TABLE identity.links AS
         SELECT i.rk, dense_rank() OVER (ORDER BY i.kind, i.value) AS iid, i.kind, i.value
         FROM identity.identifiers i
         ANTI JOIN identity.rejected_identifiers r USING (kind, value)
+        ANTI JOIN identity.dropped_links d USING (rk, kind, value)
         WHERE i.links""")
 
 

@@ -58,6 +58,34 @@ def test_store_phone_on_fifty_member_cards_merges_nobody(graph):
     assert detail == [("50 distinct member_card (limit 2); 50 distinct name (limit 1)",)]
 
 
+def test_typo_phone_on_one_receipt_drops_only_that_link(graph):
+    # card 1's holder uses phone P1; one receipt has a mistyped phone that is a stranger's number
+    graph.add("members", "c1", phone="P1", member_card="c1", name="N1")
+    for i in range(4):
+        graph.add("transactions", f"r{i}", phone="P1", member_card="c1")
+    graph.add("transactions", "typo", phone="P2", member_card="c1")
+    graph.add("transactions", "typo2", phone="P3", member_card="c1")
+    graph.add("members", "c2", phone="P2", member_card="c2", name="N2")
+    graph.resolve()
+    holder = graph.customer("members", "c1")
+    assert {graph.customer("transactions", r) for r in ("r0", "r3", "typo", "typo2")} == {holder}
+    assert graph.customer("members", "c2") != holder  # the stranger is not pulled in
+    assert graph.con.execute("SELECT count(*) FROM identity.rejected_identifiers").fetchall() == [(0,)]
+    dropped = graph.con.execute("SELECT kind, value FROM identity.dropped_links ORDER BY value").fetchall()
+    assert dropped == [("phone", "P2"), ("phone", "P3")]
+
+
+def test_family_member_card_beside_a_dominant_phone_keeps_its_own_customer(graph):
+    graph.add("members", "dad", phone="P", member_card="dad", name="Dad")
+    for i in range(5):
+        graph.add("transactions", f"d{i}", phone="P", member_card="dad")
+    graph.add("members", "kid", phone="P", member_card="kid", name="Kid")
+    graph.add("transactions", "k1", member_card="kid")
+    graph.resolve()
+    assert graph.customer("members", "kid") == graph.customer("transactions", "k1")
+    assert graph.customer("members", "kid") != graph.customer("members", "dad")
+
+
 def test_placeholder_phone_is_audited_and_never_links(graph):
     graph.add("members", "a", phone="PLACEHOLDER", phone_status="placeholder", member_card="a")
     graph.add("members", "b", phone="PLACEHOLDER", phone_status="placeholder", member_card="b")

@@ -5,24 +5,10 @@ import time
 
 import dagster as dg
 
-from assets.landing.formats import FORMATS
+from assets.downstream import identity_sources
 from assets.staging import OWNERS, STAGING_KEYS
-from identity.graph import Source, cluster_sizes, resolve
+from identity.graph import cluster_sizes, resolve
 from pipelines.resources import ScvResource
-
-EVENT = {"followers": "subscribed_at", "miniprogram": "authorized_at", "users": "weibo_created_at"}
-
-
-def sources(con) -> list[Source]:
-    """Identity sources for every staging table that exists in this warehouse."""
-    present = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging'").fetchall()}
-    return [
-        Source(fmt.record_type, fmt.channel, f"staging.{fmt.record_type}_current", fmt.identifiers,
-               EVENT.get(fmt.record_type, "event_at"),
-               "name_token" if any(f.role == "name" for f in fmt.fields) else None)
-        for fmt in FORMATS if f"{fmt.record_type}_current" in present
-    ]
 
 
 @dg.asset(
@@ -42,7 +28,7 @@ def record_customer(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.M
     started = time.perf_counter()
     con = scv.connect(context.run_id)
     try:
-        stats = resolve(con, sources(con), scv.identity_config(), context.run_id, scv.now())
+        stats = resolve(con, identity_sources(con), scv.identity_config(), context.run_id, scv.now())
         hist = cluster_sizes(con)
         top_rejected = con.execute("""SELECT kind, reason, count(*), sum(records) FROM identity.rejected_identifiers
                                       GROUP BY ALL ORDER BY 4 DESC LIMIT 10""").fetchall()

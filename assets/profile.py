@@ -5,11 +5,13 @@ import time
 
 import dagster as dg
 
+from assets.downstream import present_types
 from assets.marts.exports import write_exports
 from assets.marts.profile import MartConfig, build_profile
 from assets.marts.views import create_views
 from assets.staging import OWNERS
 from pipelines.resources import ScvResource, as_of_date
+from privacy.audit import create_privacy_views
 
 
 @dg.asset(
@@ -29,12 +31,11 @@ def customer_profile(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.
     started = time.perf_counter()
     con = scv.connect(context.run_id)
     try:
-        present = {r[0].removesuffix("_current") for r in con.execute(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = 'staging' AND table_name LIKE '%_current'").fetchall()}
+        present = present_types(con)
         cfg = MartConfig(as_of=as_of_date())
         build_profile(con, present, cfg)
         create_views(con)
+        create_privacy_views(con, scv.layout().home)
         classes = con.execute("SELECT value_class, customers, customer_share, revenue_share "
                               "FROM mart.value_class_revenue").fetchall()
         stages = con.execute("SELECT lifecycle_stage, count(*) FROM mart.customer_profile GROUP BY 1 ORDER BY 1"

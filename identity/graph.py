@@ -299,6 +299,23 @@ def write_lineage(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
         ORDER BY r.record_type, r.record_id""")
 
 
+EXPLAIN_VIEW = """
+CREATE OR REPLACE VIEW identity.customer_explain AS
+SELECT rc.customer_id, rc.record_type, rc.record_id, rc.channel, rc.matched_by, r.event_at, i.kind,
+       left(i.value, 12) AS value_prefix,
+       CASE WHEN NOT i.links AND i.kind = 'name' THEN 'guard attribute'
+            WHEN rj.reason IS NOT NULL THEN 'rejected: ' || rj.reason || coalesce(' (' || rj.detail || ')', '')
+            WHEN d.reason IS NOT NULL THEN 'dropped: ' || d.reason
+            ELSE 'links ' || (SELECT count(*) FROM identity.links l2 WHERE l2.kind = i.kind AND l2.value = i.value)
+                 || ' records' END AS status
+FROM identity.record_customer rc
+JOIN identity.records r USING (record_type, record_id)
+LEFT JOIN identity.identifiers i USING (rk)
+LEFT JOIN identity.rejected_identifiers rj ON rj.kind = i.kind AND rj.value = i.value
+LEFT JOIN identity.dropped_links d ON d.rk = r.rk AND d.kind = i.kind AND d.value = i.value
+"""
+
+
 def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: IdentityConfig, run_id: str,
             now: datetime) -> ResolveStats:
     """Run every step; the previous ``record_customer`` (if any) seeds stable ids."""
@@ -308,6 +325,7 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
     iterations = connected_components(con)
     ids = assign_stable_ids(con, cfg, run_id, now)
     write_lineage(con, cfg)
+    con.execute(EXPLAIN_VIEW)
     q = con.execute("""
         SELECT (SELECT count(*) FROM identity.records),
                (SELECT count(*) FROM identity.record_customer WHERE customer_id IS NOT NULL),

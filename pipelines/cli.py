@@ -22,7 +22,7 @@ from privacy import keys
 app = typer.Typer(help="Single customer view pipeline.", no_args_is_help=True, add_completion=False)
 keys_app = typer.Typer(help="Brand-held encryption keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
-console = Console()
+console = Console() if sys.stdout.isatty() else Console(width=200)  # pipes and logs: no wrapping
 
 HomeOption = typer.Option(None, "--home", help="SCV_HOME folder (default: $SCV_HOME or the repo's data/)")
 
@@ -163,6 +163,107 @@ def lookup(phone: str = typer.Option(..., help="Phone in any common spelling"), 
     for row in profile:
         console.print(dict(zip(["customer_id", "phone_masked", "value_class", "lifecycle_stage", "channels",
                                 "marketing_consent"], row, strict=True)))
+
+
+@app.command()
+def explain(customer_id: str = typer.Argument(..., help="A customer_id, e.g. C000000001"),
+            home: Path | None = HomeOption) -> None:
+    """Show a customer's records, the identifiers that joined them and anything rejected or dropped."""
+    layout = _layout(home)
+    con = open_published(layout)
+    try:
+        rows = con.execute("""SELECT record_type, record_id, channel, matched_by, kind, value_prefix, status
+                              FROM identity.customer_explain WHERE customer_id = ?
+                              ORDER BY record_type, record_id, kind""", [customer_id]).fetchall()
+        history = con.execute("""SELECT old_id, new_id, reason, run_id FROM identity.customer_id_history
+                                 WHERE old_id = ? OR new_id = ? ORDER BY changed_at""",
+                              [customer_id, customer_id]).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        _fail(f"no customer {customer_id}")
+    table = Table("record", "channel", "matched by", "identifier", "token prefix", "status", title=customer_id)
+    for record_type, record_id, channel, matched_by, kind, prefix, status in rows:
+        table.add_row(f"{record_type}:{record_id}", channel, matched_by or "", kind or "", prefix or "", status or "")
+    console.print(table)
+    for old, new, reason, run_id in history:
+        console.print(f"{reason}: {old} -> {new} (run {run_id})")
+
+
+@app.command()
+def reveal(customer_id: str = typer.Argument(..., help="The customer whose personal data to decrypt"),
+           reason: str = typer.Option(..., help="Why (written to the audit log)"),
+           who: str | None = typer.Option(None, help="Who asks (default: the OS user)"),
+           home: Path | None = HomeOption) -> None:
+    """Decrypt a customer's personal data for an authorised person; every reveal is audited."""
+    from privacy.audit import reveal as do_reveal
+
+    layout = _layout(home)
+    ring = keys.load_keyring()
+    con = open_published(layout)
+    try:
+        values = do_reveal(con, ring, layout.home, customer_id, reason, who)
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc))
+    finally:
+        con.close()
+    for attr, value in values.items():
+        console.print(f"{attr:>9}: {value}")
+
+
+@app.command()
+def erase(customer: str | None = typer.Option(None, "--customer", help="customer_id to erase"),
+          phone: str | None = typer.Option(None, "--phone", help="phone to erase (any spelling)"),
+          home: Path | None = HomeOption) -> None:
+    """Erase a person from every table and export (PIPL), and keep later deliveries of them out."""
+    import uuid
+    from datetime import UTC, datetime
+
+    import polars as pl
+
+    from assets.downstream import rebuild_downstream
+    from identity.phones import normalize_phones
+    from pipelines.resources import as_of_date
+    from pipelines.warehouse import edit_published
+    from privacy.crypto import token
+    from privacy.suppression import erase as do_erase
+    from privacy.suppression import records_for_phone
+
+    if not customer and not phone:
+        _fail("give --customer or --phone")
+    layout = _layout(home)
+    ring = keys.load_keyring()
+    phone_token = None
+    if phone:
+        norm = normalize_phones(pl.Series([phone])).row(0, named=True)
+        if norm["phone_e164"] is None:
+            _fail(f"not a usable phone number ({norm['phone_status']})")
+        phone_token = token(norm["phone_e164"], ring, "phone")
+    now = datetime.now(UTC).replace(microsecond=0)
+    with edit_published(layout, "erase") as (con, build_id):
+        ids = [customer] if customer else records_for_phone(con, phone_token)
+        report = do_erase(con, ring, ids, f"erase-{uuid.uuid4().hex[:8]}", now, phone_token)
+        rebuild_downstream(con, layout.home, layout.build_exports(build_id), build_id, now, as_of_date())
+    console.print(f"erased customers {', '.join(report.customer_ids) or '(none linked)'}; "
+                  f"records removed {report.records_removed}; {report.tokens_suppressed} identifiers suppressed; "
+                  "warehouse and exports republished")
+
+
+@keys_app.command("rotate")
+def keys_rotate(home: Path | None = HomeOption) -> None:
+    """New data key; re-encrypt every stored value under it; retire old keys once unused."""
+    from pipelines.warehouse import edit_published
+    from privacy.rotation import key_usage, reencrypt
+
+    layout = _layout(home)
+    new_id = keys.add_data_key()
+    ring = keys.load_keyring()
+    with edit_published(layout, "rotate") as (con, _):
+        moved = reencrypt(con, ring)
+        usage = key_usage(con)
+    retired = keys.retire_data_keys(set(usage))
+    console.print(f"active data key {new_id}; re-encrypted {sum(moved.values()):,} distinct values in "
+                  f"{len(moved)} columns; retired {', '.join(retired) or 'nothing'}")
 
 
 @keys_app.command("init")

@@ -9,13 +9,21 @@ the export folders the same way. Consequences a user can rely on:
   a connection opened before the swap keeps reading the old snapshot;
 * a run that fails or is killed leaves the last published warehouse and exports
   untouched; its build file is removed by the next run;
-* DuckDB's one-writer-per-file rule only ever applies to a private build file.
+* DuckDB's one-writer-per-file rule only ever applies to a private build file;
+* one writer at a time: a run or an operator's edit (erase, key rotation) holds
+  ``SCV_HOME/.lock`` from its first write to its publish, so an erase can never be
+  overwritten by a run that copied the warehouse before it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,10 +65,49 @@ class Layout:
         return self.build_dir / f"{run_id}-exports"
 
 
+class WarehouseBusy(RuntimeError):
+    """Another run or operation is writing this SCV_HOME."""
+
+
+_HELD: dict[Path, int] = {}  # lock file -> fd, for the writer in this process
+
+
+def acquire_writer(layout: Layout, wait_seconds: float = 600.0) -> None:
+    """Take the writer lock of ``layout.home`` (re-entrant within one process).
+
+    An OS file lock: released by :func:`release_writer` or when the process dies,
+    so a killed run never leaves it behind.
+    """
+    path = layout.home / ".lock"
+    if path in _HELD:
+        return
+    layout.home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise WarehouseBusy(f"another run or operation is writing {layout.home}; try again later") from None
+            time.sleep(0.2)
+    _HELD[path] = fd
+
+
+def release_writer(layout: Layout) -> None:
+    fd = _HELD.pop(layout.home / ".lock", None)
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def open_build(layout: Layout, run_id: str) -> duckdb.DuckDBPyConnection:
     """A read-write connection to this run's private copy of the warehouse."""
     target = layout.build_file(run_id)
     if not target.exists():
+        acquire_writer(layout)
         layout.build_dir.mkdir(parents=True, exist_ok=True)
         for stale in layout.build_dir.iterdir():  # left by a failed or killed run
             if not stale.name.startswith(run_id):
@@ -94,6 +141,35 @@ def publish(layout: Layout, run_id: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(built_exports, ignore_errors=True)
     os.replace(build, layout.warehouse)
+    release_writer(layout)
+
+
+def discard(layout: Layout, run_id: str) -> None:
+    """Drop a build that must not be published, and let the next writer in."""
+    layout.build_file(run_id).unlink(missing_ok=True)
+    shutil.rmtree(layout.build_exports(run_id), ignore_errors=True)
+    release_writer(layout)
+
+
+@contextmanager
+def edit_published(layout: Layout, operation: str) -> Iterator[tuple[duckdb.DuckDBPyConnection, str]]:
+    """Change the warehouse outside a run (erase, key rotation) with the same guarantees.
+
+    Yields a connection to a private copy and its build id; on success the copy
+    is published atomically, on any error it is discarded and nothing changes.
+    """
+    if not layout.warehouse.exists():
+        raise FileNotFoundError(f"no warehouse at {layout.warehouse}: run the pipeline first (`scv run`)")
+    build_id = f"{operation}-{uuid.uuid4().hex[:12]}"
+    con = open_build(layout, build_id)
+    try:
+        yield con, build_id
+        con.close()
+    except BaseException:
+        con.close()
+        discard(layout, build_id)
+        raise
+    publish(layout, build_id)
 
 
 def open_published(layout: Layout) -> duckdb.DuckDBPyConnection:

@@ -24,6 +24,7 @@ def write_exports(con: duckdb.DuckDBPyConnection, out: Path) -> dict[str, int]:
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / "part-0.parquet"
-        con.execute(f"COPY ({query}) TO '{target.as_posix()}' (FORMAT parquet, COMPRESSION zstd)")
-        counts[name] = con.execute(f"SELECT count(*) FROM read_parquet('{target.as_posix()}')").fetchall()[0][0]
+        path = target.as_posix().replace("'", "''")  # a quote in SCV_HOME must not end the SQL string
+        con.execute(f"COPY ({query}) TO '{path}' (FORMAT parquet, COMPRESSION zstd)")
+        counts[name] = con.execute(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
     return counts

@@ -5,24 +5,32 @@ Definitions a marketer can check (thresholds in :class:`MartConfig`):
 * **Orders**: Tmall orders paid (交易成功, or shipped 卖家已发货...), web-shop orders
   ``paid`` (refunded and cancelled excluded), and store receipts with a positive
   amount. ``total_spent_cny`` sums them.
+  Only orders placed on or before ``as_of`` count, so a backfill never sees the future.
+* **Dates**: day counts (recency, tenure, new, complaint age) use calendar days in
+  Asia/Shanghai, the zone ``as_of`` is given in, whatever the server's time zone.
 * **RFM**: recency in days since the last order (as of ``as_of``); R, F and M
-  scores 1-5 by quintile among buyers (5 = most recent / most frequent / most spent).
-* **ABC**: customers ranked by spend. ``A`` the top ``a_share`` (5%), ``B`` the rest
-  of the top ``b_share`` (20%), ``C`` the others, non-buyers included.
+  scores 1-5 by quintile among buyers (5 = most recent / most frequent / most spent):
+  ``score = 1 + floor(5 x share of buyers doing strictly worse)``. Equal values share a
+  score (one-order buyers all get F = 1), so a score never depends on a customer id.
+* **ABC**: customers ranked by spend (all orders, or the last ``value_window_days``).
+  ``A`` the top ``a_share`` (5%, at least one customer), ``B`` the rest of the top
+  ``b_share`` (20%), ``C`` the others, non-buyers always included. Shares are rounded
+  to whole customers; customers tied on spend share the better class.
 * **Lifecycle**: ``potential`` never bought; ``lost`` no order for ``lost_days``;
   ``at_risk`` none for ``at_risk_days``; ``new`` first order within ``new_days``;
-  ``loyal`` recent, no open complaint, and either 3+ orders over 180+ days or 2+
-  orders plus an emotional signal (NPS promoter, or reposts/mentions of the brand);
-  otherwise ``active``.
+  ``loyal`` recent, no open complaint, and either ``loyal_min_orders`` (3) orders over
+  ``loyal_min_span_days`` (180) or ``loyal_signal_min_orders`` (2) orders plus an
+  emotional signal (NPS promoter, or reposts/mentions of the brand); otherwise ``active``.
 * **CLV**: average order value x orders per year (over the customer's tenure, at
   least a quarter) x ``expected_years`` x a retention weight by lifecycle stage.
 * **Satisfaction**: from the latest survey: ``satisfaction_gap`` = perceived -
-  expected; ``csat`` = dimension scores weighted by ``csat_weights``; NPS class
-  promoter 9-10, passive 7-8, detractor 0-6.
+  expected; ``csat`` = dimension scores weighted by ``csat_weights`` (a dimension left
+  blank drops out of both sums); NPS class promoter 9-10, passive 7-8, detractor 0-6.
 * **Churn alert**: gap <= ``alert_gap``, or CSAT < ``alert_csat``, or a complaint open
   longer than ``alert_open_days``.
 * **Consent**: the latest explicit opt-in/opt-out across channels (Mini Program,
   web shop, store, lead forms, WeChat subscription); no statement means no consent.
+  A statement without a date ranks before every dated one.
 """
 
 from __future__ import annotations
@@ -57,18 +65,25 @@ GOLDEN_SOURCES = {
               for t in TRUST["place"]],
 }
 EVENT_COLUMN = {"followers": "subscribed_at", "miniprogram": "authorized_at", "users": "weibo_created_at"}
+# ``as_of`` is a Shanghai calendar date (see pipelines.resources.as_of_date); timestamps are stored in UTC.
+LOCAL_TZ = "Asia/Shanghai"
+CSAT_DIMENSIONS = ("price", "timeliness", "quality", "attitude")
 
 
 @dataclass(frozen=True)
 class MartConfig:
+    """Analytics thresholds; every field is documented in the module docstring and the README."""
+
     as_of: date
     a_share: float = 0.05
     b_share: float = 0.20
+    value_window_days: int | None = None  # ABC ranks spend of the last N days; None = all orders
     new_days: int = 90
     at_risk_days: int = 180
     lost_days: int = 365
     loyal_min_orders: int = 3
     loyal_min_span_days: int = 180
+    loyal_signal_min_orders: int = 2
     expected_years: float = 3.0
     csat_weights: dict = field(default_factory=lambda: {"price": 0.2, "timeliness": 0.3, "quality": 0.3,
                                                         "attitude": 0.2})
@@ -80,6 +95,15 @@ class MartConfig:
 
 def event(record_type: str) -> str:
     return EVENT_COLUMN.get(record_type, "event_at")
+
+
+def local_date(expr: str) -> str:
+    """SQL for the Shanghai calendar date of a TIMESTAMPTZ.
+
+    A bare ``::DATE`` uses the session time zone (the server's), which would shift
+    recency and day counts by one for anything between 16:00 and 24:00 UTC.
+    """
+    return f"timezone('{LOCAL_TZ}', {expr})::DATE"
 
 
 def src(record_type: str) -> str:
@@ -143,12 +167,14 @@ def _consent_sql(present: set[str]) -> str:
           "followers": "greatest(subscribed_at, batch_date::TIMESTAMPTZ)"}
     col = {"followers": "subscribed"}
     parts = [
-        f"SELECT rc.customer_id, {col.get(rt, 'marketing_opt_in')} AS opt_in, {ts[rt]} AS ts, delivery_seq "
+        f"SELECT rc.customer_id, {col.get(rt, 'marketing_opt_in')} AS opt_in, "
+        f"coalesce({ts[rt]}, '-infinity'::TIMESTAMPTZ) AS ts, delivery_seq "
         f"{src(rt)} "
         f"WHERE {col.get(rt, 'marketing_opt_in')} IS NOT NULL"
         for rt in ts if rt in present
     ]
-    return " UNION ALL ".join(parts) or "SELECT NULL::VARCHAR, NULL::BOOLEAN, NULL::TIMESTAMPTZ, 0 WHERE FALSE"
+    return " UNION ALL ".join(parts) or ("SELECT NULL::VARCHAR AS customer_id, NULL::BOOLEAN AS opt_in, "
+                                         "NULL::TIMESTAMPTZ AS ts, 0 AS delivery_seq WHERE FALSE")
 
 
 def _activity_sql(present: set[str]) -> str:
@@ -164,10 +190,16 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
     con.execute("CREATE SCHEMA IF NOT EXISTS mart")
     con.execute("""CREATE OR REPLACE TEMP VIEW rc AS
                    SELECT * FROM identity.record_customer WHERE customer_id IS NOT NULL""")
-    build_golden(con, present)
     w = cfg.csat_weights
-    wsum = sum(w.values())
+    if set(w) != set(CSAT_DIMENSIONS) or min(w.values()) < 0 or sum(w.values()) <= 0:
+        raise ValueError(f"csat_weights needs non-negative weights for {CSAT_DIMENSIONS}, not all zero: {w}")
+    build_golden(con, present)
+    # A blank dimension drops out of both the weighted sum and the sum of weights.
+    csat_num = " + ".join(f"coalesce({w[d]} * score_{d}, 0)" for d in CSAT_DIMENSIONS)
+    csat_den = " + ".join(f"CASE WHEN score_{d} IS NOT NULL THEN {w[d]} ELSE 0 END" for d in CSAT_DIMENSIONS)
     as_of = f"DATE '{cfg.as_of.isoformat()}'"
+    in_window = ("TRUE" if cfg.value_window_days is None
+                 else f"{local_date('ts')} > {as_of} - INTERVAL {int(cfg.value_window_days)} DAY")
     tickets = "tickets" in present
     surveys = "surveys" in present
     interactions = "interactions" in present
@@ -196,7 +228,8 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
     pref AS (
         SELECT customer_id, channel AS preferred_channel FROM (
             SELECT customer_id, channel,
-                   count(*) FILTER (ts >= {as_of} - INTERVAL {cfg.preferred_window_days} DAY) AS recent,
+                   count(*) FILTER ({local_date('ts')} > {as_of} - INTERVAL {cfg.preferred_window_days} DAY)
+                       AS recent,
                    count(*) AS n, max(ts) AS last_at
             FROM act GROUP BY ALL)
         QUALIFY row_number() OVER (PARTITION BY customer_id
@@ -227,9 +260,11 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
     consent AS (
         SELECT customer_id, arg_max(opt_in, (ts, delivery_seq)) AS marketing_consent
         FROM ({_consent_sql(present)}) GROUP BY customer_id),
-    orders AS (SELECT * FROM ({_orders_sql(present)}) o(customer_id, channel, ts, amount_cny)),
+    orders AS (SELECT * FROM ({_orders_sql(present)}) o(customer_id, channel, ts, amount_cny)
+               WHERE {local_date('ts')} <= {as_of}),
     ord AS (
         SELECT customer_id, count(*) AS orders_count, round(sum(amount_cny), 2) AS total_spent_cny,
+               coalesce(round(sum(amount_cny) FILTER ({in_window}), 2), 0) AS value_spent_cny,
                min(ts) AS first_order_at, max(ts) AS last_order_at
         FROM orders GROUP BY customer_id),
     svc AS (
@@ -241,16 +276,17 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
                                      AND resolved_at IS NULL) AS oldest_open_complaint_at,
                max(event_at) FILTER (category = 'complaint') AS last_complaint_at
         {src("tickets")}
+        WHERE {local_date('event_at')} <= {as_of}
         GROUP BY rc.customer_id''' if tickets else
         "SELECT NULL::VARCHAR customer_id, 0 tickets_count, 0 complaints_count, 0 open_complaints, "
         "NULL::TIMESTAMPTZ oldest_open_complaint_at, NULL::TIMESTAMPTZ last_complaint_at WHERE FALSE"}),
     srv AS (
         {f'''SELECT rc.customer_id,
                perceived_score - expected_score AS satisfaction_gap,
-               round(({w["price"]} * score_price + {w["timeliness"]} * score_timeliness
-                      + {w["quality"]} * score_quality + {w["attitude"]} * score_attitude) / {wsum}, 2) AS csat,
+               round(({csat_num}) / nullif({csat_den}, 0), 2) AS csat,
                nps AS nps_latest
         {src("surveys")}
+        WHERE {local_date('event_at')} <= {as_of}
         QUALIFY row_number() OVER (PARTITION BY rc.customer_id ORDER BY event_at DESC, s.record_id DESC) = 1'''
         if surveys else "SELECT NULL::VARCHAR customer_id, NULL::INT satisfaction_gap, NULL::DOUBLE csat, "
         "NULL::INT nps_latest WHERE FALSE"}),
@@ -267,11 +303,15 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
                p.preferred_channel, coalesce(c.marketing_consent, FALSE) AS marketing_consent,
                b.first_seen_at, b.last_seen_at,
                coalesce(o.orders_count, 0) AS orders_count, coalesce(o.total_spent_cny, 0) AS total_spent_cny,
+               coalesce(o.value_spent_cny, 0) AS value_spent_cny,
                round(o.total_spent_cny / o.orders_count, 2) AS avg_order_value_cny,
                o.first_order_at, o.last_order_at,
-               date_diff('day', o.last_order_at::DATE, {as_of}) AS recency_days,
+               date_diff('day', {local_date('o.last_order_at')}, {as_of}) AS recency_days,
+               date_diff('day', {local_date('o.first_order_at')}, {as_of}) AS tenure_days,
+               date_diff('day', {local_date('o.first_order_at')}, {local_date('o.last_order_at')}) AS order_span_days,
                coalesce(s.tickets_count, 0) AS tickets_count, coalesce(s.complaints_count, 0) AS complaints_count,
-               coalesce(s.open_complaints, 0) AS open_complaints, s.last_complaint_at, s.oldest_open_complaint_at,
+               coalesce(s.open_complaints, 0) AS open_complaints, s.last_complaint_at,
+               date_diff('day', {local_date('s.oldest_open_complaint_at')}, {as_of}) AS oldest_open_complaint_days,
                v.satisfaction_gap, v.csat, v.nps_latest, coalesce(a.advocacy, 0) AS advocacy,
                b.source_records, b.updated_at
         FROM base b LEFT JOIN g USING (customer_id) LEFT JOIN pref p USING (customer_id)
@@ -279,36 +319,38 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
         LEFT JOIN consent c USING (customer_id) LEFT JOIN ord o USING (customer_id)
         LEFT JOIN svc s USING (customer_id) LEFT JOIN srv v USING (customer_id) LEFT JOIN adv a USING (customer_id)),
     scored AS (
+        -- quintile = 1 + floor(5 x buyers strictly worse / buyers): rank() gives ties the same score
         SELECT *,
-            CASE WHEN orders_count > 0 THEN ntile(5) OVER (PARTITION BY orders_count > 0
-                 ORDER BY recency_days DESC, customer_id) END AS r_score,
-            CASE WHEN orders_count > 0 THEN ntile(5) OVER (PARTITION BY orders_count > 0
-                 ORDER BY orders_count, customer_id) END AS f_score,
-            CASE WHEN orders_count > 0 THEN ntile(5) OVER (PARTITION BY orders_count > 0
-                 ORDER BY total_spent_cny, customer_id) END AS m_score,
-            row_number() OVER (ORDER BY total_spent_cny DESC, customer_id) AS value_rank,
+            CASE WHEN orders_count > 0 THEN 1 + 5 * (rank() OVER (PARTITION BY orders_count > 0
+                 ORDER BY recency_days DESC) - 1) // count(*) OVER (PARTITION BY orders_count > 0) END AS r_score,
+            CASE WHEN orders_count > 0 THEN 1 + 5 * (rank() OVER (PARTITION BY orders_count > 0
+                 ORDER BY orders_count) - 1) // count(*) OVER (PARTITION BY orders_count > 0) END AS f_score,
+            CASE WHEN orders_count > 0 THEN 1 + 5 * (rank() OVER (PARTITION BY orders_count > 0
+                 ORDER BY total_spent_cny) - 1) // count(*) OVER (PARTITION BY orders_count > 0) END AS m_score,
+            rank() OVER (ORDER BY value_spent_cny DESC) AS value_rank,
             count(*) OVER () AS customers_total
         FROM joined),
     staged AS (
         SELECT *,
-            CASE WHEN total_spent_cny > 0 AND value_rank <= greatest(1, round({cfg.a_share} * customers_total)) THEN 'A'
-                 WHEN total_spent_cny > 0 AND value_rank <= round({cfg.b_share} * customers_total) THEN 'B'
+            CASE WHEN value_spent_cny > 0 AND value_rank <= greatest(1, round({cfg.a_share} * customers_total)) THEN 'A'
+                 WHEN value_spent_cny > 0 AND value_rank <= round({cfg.b_share} * customers_total) THEN 'B'
                  ELSE 'C' END AS value_class,
             CASE WHEN orders_count = 0 THEN 'potential'
                  WHEN recency_days > {cfg.lost_days} THEN 'lost'
                  WHEN recency_days > {cfg.at_risk_days} THEN 'at_risk'
-                 WHEN date_diff('day', first_order_at::DATE, {as_of}) <= {cfg.new_days} THEN 'new'
+                 WHEN tenure_days <= {cfg.new_days} THEN 'new'
                  WHEN open_complaints = 0 AND (
-                      (orders_count >= {cfg.loyal_min_orders}
-                       AND date_diff('day', first_order_at, last_order_at) >= {cfg.loyal_min_span_days})
-                   OR (orders_count >= 2 AND (nps_latest >= 9 OR advocacy > 0))) THEN 'loyal'
+                      (orders_count >= {cfg.loyal_min_orders} AND order_span_days >= {cfg.loyal_min_span_days})
+                   OR (orders_count >= {cfg.loyal_signal_min_orders}
+                       AND (coalesce(nps_latest >= 9, FALSE) OR advocacy > 0))) THEN 'loyal'
                  ELSE 'active' END AS lifecycle_stage
         FROM scored)
     SELECT customer_id, phone_masked, phone_token, phone_enc, name_enc, email_enc, email_masked, birthday_enc,
            address_enc, gender, birth_month, province, city,
            channels, wechat_unionid_token, wechat_subscribed, weibo_uid, member_card_count, preferred_channel,
            marketing_consent,
-           first_seen_at, last_seen_at, orders_count, total_spent_cny, avg_order_value_cny, first_order_at,
+           first_seen_at, last_seen_at, orders_count, total_spent_cny, value_spent_cny, avg_order_value_cny,
+           first_order_at,
            last_order_at, recency_days, r_score, f_score, m_score,
            CASE WHEN r_score IS NULL THEN NULL
                 WHEN r_score >= 4 AND f_score >= 4 AND m_score >= 4 THEN 'champions'
@@ -319,7 +361,7 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
                 ELSE 'needs_attention' END AS rfm_segment,
            value_class, lifecycle_stage,
            round(coalesce(avg_order_value_cny, 0)
-                 * orders_count / greatest(date_diff('day', first_order_at::DATE, {as_of}) / 365.25, 0.25)
+                 * orders_count / greatest(tenure_days / 365.25, 0.25)
                  * {cfg.expected_years}
                  * CASE lifecycle_stage WHEN 'loyal' THEN 1.0 WHEN 'active' THEN 0.8 WHEN 'new' THEN 0.6
                         WHEN 'at_risk' THEN 0.3 ELSE 0.0 END, 2) AS clv_cny,
@@ -328,7 +370,7 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
            CASE WHEN nps_latest >= 9 THEN 'promoter' WHEN nps_latest >= 7 THEN 'passive'
                 WHEN nps_latest IS NOT NULL THEN 'detractor' END AS nps_class,
            coalesce(satisfaction_gap <= {cfg.alert_gap}, FALSE) OR coalesce(csat < {cfg.alert_csat}, FALSE)
-             OR coalesce(date_diff('day', oldest_open_complaint_at::DATE, {as_of}) > {cfg.alert_open_days}, FALSE)
+             OR coalesce(oldest_open_complaint_days > {cfg.alert_open_days}, FALSE)
              AS churn_alert,
            source_records, updated_at, {as_of} AS snapshot_date
     FROM staged

@@ -1,0 +1,48 @@
+"""Everything after staging, as plain functions: used by the Dagster assets and by
+operator commands (erase, key rotation) that must refresh the marts in one go."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+
+from assets.landing.formats import FORMATS
+from assets.marts.exports import write_exports
+from assets.marts.profile import MartConfig, build_profile
+from assets.marts.views import create_views
+from identity.config import IdentityConfig
+from identity.graph import ResolveStats, Source, resolve
+from privacy.audit import create_privacy_views
+
+EVENT = {"followers": "subscribed_at", "miniprogram": "authorized_at", "users": "weibo_created_at"}
+
+
+def present_types(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Record types that have a staging table in this warehouse."""
+    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging' "
+                       "AND table_name LIKE '%_current'").fetchall()
+    return {r[0].removesuffix("_current") for r in rows}
+
+
+def identity_sources(con: duckdb.DuckDBPyConnection) -> list[Source]:
+    """Identity sources for every staging table that exists, from the format registry."""
+    present = present_types(con)
+    return [
+        Source(fmt.record_type, fmt.channel, f"staging.{fmt.record_type}_current", fmt.identifiers,
+               EVENT.get(fmt.record_type, "event_at"),
+               "name_token" if any(f.role == "name" for f in fmt.fields) else None)
+        for fmt in FORMATS if fmt.record_type in present
+    ]
+
+
+def rebuild_downstream(con: duckdb.DuckDBPyConnection, home: Path, exports_dir: Path, run_id: str, now: datetime,
+                       as_of: date, identity_cfg: IdentityConfig | None = None) -> ResolveStats:
+    """Identity graph, profile, views and exports from the current staging tables."""
+    stats = resolve(con, identity_sources(con), identity_cfg or IdentityConfig.load(), run_id, now)
+    build_profile(con, present_types(con), MartConfig(as_of=as_of))
+    create_views(con)
+    create_privacy_views(con, home)
+    write_exports(con, exports_dir)
+    return stats

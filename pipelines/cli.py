@@ -128,8 +128,33 @@ def evaluate(truth: Path = typer.Option(..., exists=True, help="Ground-truth CSV
     acc = run_eval(con, truth, "wh.identity.record_customer")
     for line in acc.lines():
         console.print(line)
+    report(home=None)
     if acc.unmatched_truth:
         console.print(f"[yellow]{acc.unmatched_truth:,} truth records are not in the lineage table[/yellow]")
+
+
+@app.command()
+def report(home: Path | None = HomeOption) -> None:
+    """Identity diagnostics: cluster sizes, largest clusters, busiest identifiers, guards, merges."""
+    from identity.diagnostics import diagnostics
+
+    layout = _layout(home)
+    con = open_published(layout)
+    try:
+        diag = diagnostics(con)
+    finally:
+        con.close()
+    console.print("records per customer: " + ", ".join(f"{b}: {n:,}" for b, n in diag["cluster_sizes"]))
+    console.print("largest customers:    " + ", ".join(f"{c} ({r} records, {ch} channels)"
+                                                       for c, r, ch in diag["largest_clusters"]))
+    console.print("busiest identifiers:  " + ", ".join(f"{k} {p} ({n})"
+                                                       for k, p, n in diag["most_connected_identifiers"]))
+    cross = diag['share_of_records_on_2plus_channel_customers']
+    console.print(f"records on customers seen on 2+ channels: {cross:.1%}")
+    for kind, reason, n, records in diag["rejected_identifiers"]:
+        console.print(f"rejected {kind}: {reason}: {n:,} identifiers on {records:,} records")
+    console.print(f"outlying links dropped: {diag['dropped_links']:,}; last id changes: "
+                  f"{diag['merges_last_change']:,} merges, {diag['splits_last_change']:,} splits")
 
 
 @app.command()

@@ -1,0 +1,37 @@
+"""What the identity graph did this run, in numbers a data engineer can watch."""
+
+from __future__ import annotations
+
+import duckdb
+
+
+def diagnostics(con: duckdb.DuckDBPyConnection, schema: str = "identity") -> dict:
+    """Cluster sizes, largest clusters, most-connected identifiers, merges/splits, cross-channel share."""
+    q = con.execute
+    sizes = q(f"""
+        WITH s AS (SELECT customer_id, count(*) n FROM {schema}.record_customer
+                   WHERE customer_id IS NOT NULL GROUP BY customer_id)
+        SELECT CASE WHEN n = 1 THEN '1' WHEN n = 2 THEN '2' WHEN n <= 5 THEN '3-5' WHEN n <= 10 THEN '6-10'
+                    WHEN n <= 50 THEN '11-50' ELSE '51+' END AS bucket, count(*) FROM s
+        GROUP BY bucket ORDER BY min(n)""").fetchall()
+    largest = q(f"""SELECT customer_id, count(*) AS records, count(DISTINCT channel) AS channels
+                    FROM {schema}.record_customer WHERE customer_id IS NOT NULL
+                    GROUP BY customer_id ORDER BY records DESC, customer_id LIMIT 5""").fetchall()
+    connected = q(f"""SELECT kind, left(value, 12) || '...' AS token_prefix, count(*) AS records
+                      FROM {schema}.links GROUP BY kind, value ORDER BY records DESC LIMIT 5""").fetchall()
+    last_run = q(f"""SELECT run_id FROM {schema}.customer_id_history
+                     ORDER BY changed_at DESC LIMIT 1""").fetchall()
+    changes = dict(q(f"""SELECT reason, count(*) FROM {schema}.customer_id_history
+                         WHERE run_id = ? GROUP BY reason""", [last_run[0][0]]).fetchall()) if last_run else {}
+    cross = q(f"""
+        WITH c AS (SELECT customer_id, count(DISTINCT channel) n FROM {schema}.record_customer
+                   WHERE customer_id IS NOT NULL GROUP BY customer_id)
+        SELECT round(avg(coalesce(c.n >= 2, FALSE)::INT), 4)
+        FROM {schema}.record_customer rc LEFT JOIN c USING (customer_id)""").fetchall()[0][0]
+    rejected = q(f"""SELECT kind, reason, count(*), sum(records) FROM {schema}.rejected_identifiers
+                     GROUP BY ALL ORDER BY 4 DESC""").fetchall()
+    dropped = q(f"SELECT count(*) FROM {schema}.dropped_links").fetchall()[0][0]
+    return {"cluster_sizes": sizes, "largest_clusters": largest, "most_connected_identifiers": connected,
+            "merges_last_change": changes.get("merge", 0), "splits_last_change": changes.get("split", 0),
+            "share_of_records_on_2plus_channel_customers": cross, "rejected_identifiers": rejected,
+            "dropped_links": dropped}

@@ -32,6 +32,7 @@ def _metadata(reports, seconds: float, con, fmt: FileFormat) -> dict:
         "rows_loaded": loaded,
         "rows_quarantined": quarantined,
         "unreadable_files": sum(r.status == "unreadable" for r in reports),
+        "failed_files": sum(r.status == "failed" for r in reports),
         "current_records": total,
         "files": dg.MetadataValue.md(table if reports else "no new files"),
         "top_quarantine_reasons": dg.MetadataValue.md(
@@ -64,7 +65,7 @@ def staging_asset(fmt: FileFormat) -> dg.AssetsDefinition:
             check_token_key(con, keyring)
             reports = ingest_new_files(con, scv.layout().landing, fmt, keyring, context.run_id, scv.now())
             for rep in reports:
-                if rep.status == "unreadable":
+                if rep.status in ("unreadable", "failed"):
                     context.log.error(f"{fmt.record_type}: {rep.message}")
                 elif rep.extra_columns or rep.missing_columns:
                     context.log.warning(f"{rep.file_name}: schema drift, extra {rep.extra_columns}, "

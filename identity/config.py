@@ -42,8 +42,8 @@ class IdentityConfig:
     priority: tuple[str, ...] = DEFAULT_PRIORITY
     limits: dict = field(default_factory=lambda: DEFAULT_LIMITS)
     # Names count towards the limits only from sources where people type their own
-    # name; a Tmall receiver name may be a gift recipient.
-    name_sources: tuple[str, ...] = ("members", "leads")
+    # name (a Tmall receiver may be a gift recipient), and only in Chinese script.
+    name_sources: tuple[str, ...] = ("members", "leads", "webshop_orders")
     # Landlines are shared by households and offices: kept, masked, but not keys.
     match_landlines: bool = False
     strengths: dict = field(default_factory=lambda: DEFAULT_STRENGTH)

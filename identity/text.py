@@ -12,7 +12,7 @@ from functools import lru_cache
 import polars as pl
 
 _EMAIL = r"^[a-z0-9._%+\-]+@[a-z0-9\-]+(\.[a-z0-9\-]+)*\.[a-z]{2,}$"
-_CJK = r"[\u3400-\u9fff]"
+CJK = r"[\u3400-\u9fff]"
 
 
 @lru_cache(maxsize=1)
@@ -34,7 +34,7 @@ def normalize_names(raw: pl.Series) -> pl.Series:
     squeezed = (
         pl.DataFrame({"n": base})
         .select(
-            pl.when(pl.col("n").str.contains(_CJK))
+            pl.when(pl.col("n").str.contains(CJK))
             .then(pl.col("n").str.replace_all(r"\s+", ""))
             .otherwise(pl.col("n").str.replace_all(r"\s+", " ").str.to_titlecase())
             .alias("n")

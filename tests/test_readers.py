@@ -7,7 +7,7 @@ import pytest
 
 from assets.landing.formats import BY_TYPE, FORMATS
 from assets.landing.readers import UnreadableFile, read_file, redact
-from assets.landing.stage import parse_timestamp, stage_frame
+from assets.landing.stage import parse_amount, parse_timestamp, stage_frame
 from tests.conftest import SAMPLE_LANDING
 
 
@@ -97,6 +97,13 @@ def test_timestamps_of_every_channel_to_utc():
     parsed = pl.DataFrame({"s": s}).select(parse_timestamp(pl.col("s")).dt.strftime("%Y-%m-%d %H:%M"))
     got = parsed.to_series().to_list()
     assert got == ["2026-11-21 02:02"] * 6 + [None]
+
+
+def test_phone_shifted_into_time_or_amount_columns_is_not_loaded_as_data():
+    frame = pl.DataFrame({"s": ["13900139001", "1795226553", "1795226553000"]})
+    assert frame.select(parse_timestamp(pl.col("s")).is_null()).to_series().to_list() == [True, False, False]
+    assert frame.select(parse_amount(pl.col("s")).is_null()).to_series().to_list() == [True, True, True]
+    assert pl.DataFrame({"s": ["1,299.00"]}).select(parse_amount(pl.col("s"))).item() == 1299.0
 
 
 def test_redaction_keeps_shape_not_content():

@@ -7,11 +7,24 @@ sequence; ``staging.<record_type>_current`` keeps the latest delivery of each
 record id, so a row repeated across files counts once while its history stays.
 Rows that cannot be used go to ``staging.quarantine`` with file, line and reason.
 For every file: rows delivered = rows loaded + rows quarantined.
+
+Ledger statuses: ``loaded``; ``duplicate`` (same bytes as a file already seen);
+``unreadable`` (the reader refused the whole file: recorded once, skipped when
+delivered again, because the same bytes stay unreadable); ``failed`` (reading or
+staging raised something unforeseen: nothing of the file is kept, the error is
+recorded without personal data, and the file is tried again on the next run, so
+a fixed bug needs no manual clean-up). Either way the other files go on.
+
+Quarantine is the last gate before the warehouse: every value of a quarantined
+row except its record id is reduced to its shape by
+:func:`~assets.landing.readers.redact`, whatever upstream already redacted.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -21,9 +34,12 @@ import duckdb
 import polars as pl
 
 from assets.landing.formats import FileFormat
-from assets.landing.readers import UnreadableFile, read_file
+from assets.landing.readers import UnreadableFile, read_file, redact
 from assets.landing.stage import stage_frame, staging_schema
-from privacy.keys import Keyring, WrongKey
+from privacy.keys import KeyProblem, Keyring, WrongKey
+from privacy.suppression import split_suppressed
+
+log = logging.getLogger(__name__)
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS staging;
@@ -42,7 +58,7 @@ CREATE TABLE IF NOT EXISTS staging.meta (key VARCHAR PRIMARY KEY, value VARCHAR)
 @dataclass
 class FileReport:
     file_name: str
-    status: str  # loaded | duplicate | unreadable
+    status: str  # loaded | duplicate | unreadable | failed (| known: already in the ledger, not reported)
     delivered: int = 0
     loaded: int = 0
     quarantined: int = 0
@@ -118,13 +134,28 @@ def _ledger(con, fmt, path, size, sha, rep: FileReport, seq, run_id, now) -> Non
     )
 
 
+def _shape_only(raw_json: str, fmt: FileFormat) -> str:
+    """A staged row rejected by the staging rules, as JSON: the record id kept, every other value only its shape.
+
+    Staging already replaces personal-data fields by ``<redacted>``; a row whose columns are
+    shifted can still carry a phone or a name in a field of another role, so nothing is trusted.
+    """
+    try:
+        row = json.loads(raw_json)
+    except (TypeError, json.JSONDecodeError):
+        return redact(str(raw_json))
+    shape = {k: v[:200] if k == fmt.id_field.source and isinstance(v, str) else v if v in (None, "<redacted>")
+             else redact(str(v), 80) for k, v in row.items()}
+    return json.dumps(shape, ensure_ascii=False)
+
+
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, keyring: Keyring, run_id: str,
                 now: datetime) -> FileReport:
     """Load one landing file (or record why not). Safe to call again: a known file is skipped."""
     sha = file_sha256(path)
     size = path.stat().st_size
     known = con.execute(
-        "SELECT file_name FROM staging.file_ledger WHERE record_type = ? AND sha256 = ?",
+        "SELECT file_name FROM staging.file_ledger WHERE record_type = ? AND sha256 = ? AND status <> 'failed'",
         [fmt.record_type, sha]).fetchall()
     if known:
         if path.name not in {k[0] for k in known}:
@@ -135,13 +166,23 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
     seq = _next_seq(con)
     try:
         read = read_file(path, fmt)
+        good, bad = stage_frame(read.frame, fmt, keyring)
     except UnreadableFile as exc:
         rep = FileReport(path.name, "unreadable", message=str(exc))
         con.execute("INSERT INTO staging.quarantine VALUES (?, ?, 0, ?, NULL, ?, ?)",
                     [fmt.record_type, path.name, f"whole file unreadable: {exc}", run_id, now])
         _ledger(con, fmt, path, size, sha, rep, seq, run_id, now)
         return rep
-    good, bad = stage_frame(read.frame, fmt, keyring)
+    except KeyProblem:
+        raise  # the keys, not the file: every file would fail alike, so the run must stop
+    except Exception as exc:  # noqa: BLE001 - one file's unforeseen content must not stop the others
+        # Error texts may quote the data (Polars shows offending values): keep only their shape.
+        message = f"{path.name}: could not be read ({type(exc).__name__}: {redact(str(exc), 200)}); retried next run"
+        log.error(message)
+        rep = FileReport(path.name, "failed", message=message)
+        _ledger(con, fmt, path, size, sha, rep, None, run_id, now)
+        return rep
+    good, erased = split_suppressed(con, good, fmt.identifiers, keyring)
     label = batch_label(path, fmt)
     good = good.with_columns(
         pl.lit(path.name).alias("source_file"), pl.lit(label).alias("batch"),
@@ -152,7 +193,9 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
         pl.DataFrame({"line": [r.line for r in read.rejected], "reason": [r.reason for r in read.rejected],
                       "raw_redacted": [r.raw for r in read.rejected]},
                      schema={"line": pl.Int64, "reason": pl.String, "raw_redacted": pl.String}),
-        bad.select(pl.col("_line").cast(pl.Int64).alias("line"), "reason", pl.col("raw").alias("raw_redacted")),
+        bad.select(pl.col("_line").cast(pl.Int64).alias("line"), "reason").with_columns(
+            pl.Series("raw_redacted", [_shape_only(raw, fmt) for raw in bad["raw"]], dtype=pl.String)),
+        erased,
     ])
     con.register("incoming", good)
     con.execute(f"INSERT INTO staging.{fmt.record_type} BY NAME SELECT * FROM incoming")

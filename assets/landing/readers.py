@@ -3,27 +3,95 @@
 A reader returns every data row as text (``_line`` = its line in the file) and
 every row it could not read as a :class:`Rejected` line with a reason, so that
 rows delivered = rows read + rows rejected, always. A file that cannot be read
-at all (wrong encoding, binary junk, no header) raises :class:`UnreadableFile`
-naming the file and the problem; the caller quarantines that file and goes on.
+at all raises :class:`UnreadableFile` naming the file and the problem; the
+caller records that file and goes on with the others.
 
-CSV: Polars parses; field counts are checked per raw line first, because Polars
-pads short rows silently. Files with quoted fields (which may span lines) go
-through the standard library's ``csv`` module instead, which is exact but slower.
-JSONL: Polars parses the whole file; on a bad line, each line is parsed alone.
+CSV: rows without quotes are split by Polars expressions; files with quoted
+fields (which may span lines) go through the standard library's ``csv`` module,
+which is exact but slower. JSONL: Polars parses the whole file; on any parse
+failure each line is parsed alone with :mod:`json`.
+
+What malformed input becomes (``tests/test_malformed.py`` runs a corpus of all of it):
+
+The whole file is unreadable (recorded once, the rest of the run goes on):
+
+- it is empty or holds only whitespace;
+- more than half of its non-blank lines cannot be decoded in the declared
+  encoding or hold NUL bytes: binary junk, UTF-16, a zip or gzip, a GB18030
+  export where UTF-8 is declared (or the reverse). A file that is *mostly*
+  undecodable is a changed export, not a few damaged rows;
+- CSV: the header line is undecodable or not valid CSV, it lacks the record id
+  column (a file without header, another delimiter, an HTML error page), or it
+  repeats a column the format uses (two ``phone`` columns: which one is the
+  phone?). A repeated column the format does not use is ignored;
+- JSONL: no line is a JSON object (the file is one JSON array, pretty-printed
+  objects spanning lines, an HTML page).
+
+One row is quarantined and the rest of the file loads:
+
+- a line that does not decode in the declared encoding: the last line of a file
+  cut inside a multi-byte character, a GB18030 row in a UTF-8 file. When the
+  line reads as Chinese text in the other usual encoding (GB18030 for UTF-8
+  files, UTF-8 for GB18030 ones) the reason says so, to point the channel at
+  its export settings;
+- in a file declared in a non-UTF-8 encoding (Tmall's GB18030), a line that is
+  valid UTF-8 holding Chinese characters. It would decode without error as
+  GB18030 mojibake; it is quarantined instead of loaded garbled;
+- a line holding a NUL byte, or a value holding NUL (a JSON ``\\u0000`` escape);
+  a JSON string with a lone surrogate escape (not encodable text; Polars reads
+  it as NUL, so the reason then names a NUL character);
+- a value longer than :data:`MAX_FIELD_CHARS` (the ``csv`` module's own limit,
+  applied to every reader so that a 1 MB field is treated alike everywhere);
+- a CSV row with too many or too few fields; a file cut in the middle of a row
+  leaves such a last row;
+- a quote left open: ``csv`` would swallow the rest of the file into one field.
+  A row spanning several lines is kept only when it has the right number of
+  fields; otherwise its first line is quarantined and reading resumes on the
+  next line, so the rows after a stray quote still load;
+- a field with text after its closing quote (``"a" b``), which the ``csv``
+  module reads in strict mode;
+- a JSON line that is not valid JSON or not an object.
+
+Blank lines are not rows. A file holding only a header loads zero rows; blank
+lines before the header and a byte-order mark on it are ignored. Lines end in
+LF, CRLF or a lone CR, mixed freely. "More than half" counts the header, so a
+header with one damaged row loads (the row quarantined), while a JSONL file
+whose only line is damaged is unreadable.
+
+What cannot be detected: bytes of another encoding that happen to be valid in
+the declared one. A GB18030 row in a UTF-8 file is almost never valid UTF-8,
+but a short fragment can be, and then loads as mojibake (a garbled name gets
+its own name token and matches nobody; phones, emails and ids are ASCII and
+unaffected). The reader never loads a row in a guessed encoding, even when it
+names the likely one: a wrong guess would load wrong names silently, while a
+quarantined row is visible and can be delivered again. A file cut inside its last field loads that field shortened,
+like any plausible value; a required field that no longer parses is then
+quarantined by the staging rules.
+
+Nothing here puts personal data into a message or a quarantined row: rejected
+lines pass through :func:`redact`, and an unexpected header is described by its
+known column names and the redacted shape of the others.
 """
 
 from __future__ import annotations
 
+import bisect
+import codecs
 import csv
 import io
 import json
 import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from assets.landing.formats import FileFormat
+from assets.landing.formats import FORMATS, FileFormat
+
+MAX_FIELD_CHARS = 131_072  # the csv module's default field_size_limit()
 
 
 class UnreadableFile(ValueError):
@@ -46,44 +114,126 @@ class ReadResult:
     extra_columns: list[str] = field(default_factory=list)
 
 
-_DIGITS = re.compile(r"\d")
-_LATIN = re.compile(r"[A-Za-z]")
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_DIGITS = re.compile(r"\d")  # any Unicode digit, full-width ones included
+_LETTERS = re.compile(r"[^\W\d_]")  # any Unicode letter
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
+_BREAKS = re.compile(rb"\r\n|\r|\n")
+_KNOWN_COLUMNS = {x.source for fmt in FORMATS for x in fmt.fields}
 
 
 def redact(raw: str, limit: int = 300) -> str:
-    """Keep a rejected line's shape, not its content: digits 9, letters x, Chinese 字."""
-    out = _CJK.sub("字", _LATIN.sub("x", _DIGITS.sub("9", raw)))
-    return out if len(out) <= limit else out[:limit] + f"...(+{len(out) - limit} chars)"
+    """Keep a rejected line's shape, not its content: digits 9, letters x, Chinese 字.
+
+    Only the first ``limit`` characters are kept (and redacted), so a 1 MB line costs nothing.
+    """
+    head = _DIGITS.sub("9", raw[:limit])
+    out = _LETTERS.sub(lambda m: "字" if _CJK.match(m.group()) else "x", head)
+    return out if len(raw) <= limit else out + f"...(+{len(raw) - limit} chars)"
 
 
-def _decode(path: Path, data: bytes, encoding: str) -> str:
+def _describe_header(header: list[str]) -> str:
+    """A header for an error message: known column names as they are, anything else only as its shape.
+
+    When the first line is really a data row, its values are personal data.
+    """
+    return ", ".join(h if h in _KNOWN_COLUMNS else redact(h, 40) for h in header)[:300]
+
+
+def _is_chinese_text(raw: bytes, encoding: str) -> bool:
+    """Whether ``raw`` reads as Chinese text in ``encoding``: decodes, holds a Chinese character, no junk.
+
+    GB18030 decodes many byte strings; requiring Chinese and no control or private-use
+    characters keeps binary junk from being called GB18030 text.
+    """
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return bool(_CJK.search(text)) and not any(
+        unicodedata.category(ch) in {"Cc", "Co", "Cn"} and ch != "\t" for ch in text)
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> tuple[list[str], dict[int, str]]:
+    """The file's lines (split on LF, CRLF or CR) and, by 1-based line number, the lines that are unusable.
+
+    Unusable lines keep a placeholder text (undecodable bytes and NUL as U+FFFD) so that line
+    numbers stay true. Raises :class:`UnreadableFile` for an empty or mostly undecodable file.
+    """
     if not data.strip():
         raise UnreadableFile(f"{path.name}: file is empty")
-    if b"\x00" in data[:4096] and data[:4096].count(b"\x00") > 8:
-        raise UnreadableFile(f"{path.name}: binary content (NUL bytes), not a {encoding} text export")
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
+    is_utf8 = codecs.lookup(encoding).name in {"utf-8", "utf-8-sig"}
+    other = "gb18030" if is_utf8 else "utf-8"  # the usual mix-up in China, named in the reason
+    if b"\x00" not in data and (is_utf8 or data.isascii()):
+        try:  # the common case, at C speed
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            pass
+        else:
+            return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n"), {}
+    lines: list[str] = []
+    bad: dict[int, str] = {}
+    for number, raw in enumerate(_BREAKS.split(data), start=1):
+        problem = None
+        try:
+            line = raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            line = raw.decode(encoding, errors="replace")
+            problem = (f"line is {other} text in a {encoding} file" if _is_chinese_text(raw, other)
+                       else f"not valid {encoding} at byte {exc.start} of the line ({exc.reason})")
+        if "\x00" in line:
+            line = line.replace("\x00", "\ufffd")
+            problem = "NUL byte in the line (binary content)"
+        elif problem is None and not is_utf8 and not raw.isascii() and _is_chinese_text(raw, "utf-8"):
+            problem = f"line is utf-8 text in a {encoding} file"
+        lines.append(line)
+        if problem:
+            bad[number] = problem
+    lines[0] = lines[0].removeprefix("\ufeff")
+    nonblank = sum(1 for ln in lines if ln.strip())
+    if 2 * len(bad) > nonblank:
+        first = min(bad)
         raise UnreadableFile(
-            f"{path.name}: not valid {encoding} (byte {exc.start}: {exc.reason}); "
-            f"the channel's export encoding may have changed"
-        ) from exc
-    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _expected_columns(fmt: FileFormat, header: list[str], path: Path) -> tuple[list[str], list[str]]:
-    wanted = [x.source for x in fmt.fields]
-    missing = [c for c in wanted if c not in header]
-    extra = [c for c in header if c not in wanted]
-    if fmt.id_field.source in missing:
-        raise UnreadableFile(
-            f"{path.name}: header has no record id column {fmt.id_field.source!r} (found: {', '.join(header)[:200]})"
+            f"{path.name}: {len(bad)} of {nonblank} lines unreadable, e.g. line {first}: {bad[first]}; "
+            f"not a {encoding} text export (the channel's export encoding may have changed)"
         )
-    if len(set(header)) != len(header):
-        dupes = sorted({c for c in header if header.count(c) > 1})
-        raise UnreadableFile(f"{path.name}: duplicated header columns {dupes}")
-    return missing, extra
+    return lines, bad
+
+
+def _columns(fmt: FileFormat, header: list[str], path: Path) -> tuple[dict[str, int], list[str], list[str]]:
+    """Position of every format column in the header, and the missing and extra columns."""
+    wanted = [x.source for x in fmt.fields]
+    counts = Counter(header)
+    if fmt.id_field.source not in counts:
+        hint = "; is the delimiter not a comma?" if len(header) == 1 and any(d in header[0] for d in ";\t|") else ""
+        raise UnreadableFile(
+            f"{path.name}: header has no record id column {fmt.id_field.source!r} "
+            f"(found {len(header)} columns: {_describe_header(header)}{hint})"
+        )
+    repeated = [c for c in wanted if counts[c] > 1]
+    if repeated:
+        raise UnreadableFile(f"{path.name}: header repeats column(s) {repeated}: cannot tell which one holds the data")
+    positions = {c: header.index(c) for c in wanted if c in counts}
+    missing = [c for c in wanted if c not in counts]
+    extra = list(dict.fromkeys(c for c in header if c not in positions))
+    return positions, missing, extra
+
+
+def _screen(frame: pl.DataFrame, columns: list[str]) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+    """Set aside rows with a NUL character or an overlong value: ``(kept rows, [(line, reason)])``."""
+    if not frame.height or not columns:
+        return frame, []
+    checks = []
+    for c in columns:
+        value = pl.col(c)
+        checks.append(pl.when(value.str.contains("\x00", literal=True)).then(pl.lit(f"NUL character in {c!r}")))
+        checks.append(pl.when(value.str.len_chars() > MAX_FIELD_CHARS)
+                      .then(pl.lit(f"{c!r} is longer than {MAX_FIELD_CHARS} characters")))
+    reason = frame.select(pl.coalesce(checks).alias("reason"))["reason"]
+    bad = reason.is_not_null()
+    if not bad.any():
+        return frame, []
+    dropped = list(zip(frame["_line"].filter(bad).to_list(), reason.filter(bad).to_list(), strict=True))
+    return frame.filter(~bad), dropped
 
 
 def _finish(frame: pl.DataFrame, fmt: FileFormat, missing: list[str]) -> pl.DataFrame:
@@ -93,65 +243,109 @@ def _finish(frame: pl.DataFrame, fmt: FileFormat, missing: list[str]) -> pl.Data
     return frame.select(keep)
 
 
+def _frame(columns: dict[str, list], lines: list[int]) -> pl.DataFrame:
+    return pl.DataFrame(columns, schema={c: pl.String for c in columns}).with_columns(
+        pl.Series("_line", lines, dtype=pl.Int64))
+
+
 def read_csv(path: Path, fmt: FileFormat) -> ReadResult:
-    text = _decode(path, path.read_bytes(), fmt.encoding)
-    lines = text.split("\n")
-    header_line = lines[0]
-    if '"' in text:
-        return _read_csv_exact(path, fmt, text)
-    header = [h.strip() for h in header_line.split(",")]
-    missing, extra = _expected_columns(fmt, header, path)
-    body = pl.DataFrame({"raw": lines[1:]}).with_row_index("_line", offset=2)
-    body = body.filter(pl.col("raw").str.strip_chars() != "")
-    body = body.with_columns((pl.col("raw").str.count_matches(",", literal=True) + 1).alias("_n"))
-    bad = body.filter(pl.col("_n") != len(header))
-    good = body.filter(pl.col("_n") == len(header))
-    rejected = [
-        Rejected(int(r["_line"]), f"expected {len(header)} fields, found {r['_n']}", redact(r["raw"]))
-        for r in bad.iter_rows(named=True)
-    ]
-    if good.height:
-        payload = (",".join(header) + "\n" + "\n".join(good["raw"].to_list()) + "\n").encode()
-        frame = pl.read_csv(payload, infer_schema=False, quote_char=None)
-        frame = frame.with_columns(good["_line"].cast(pl.Int64).alias("_line"))
-    else:
-        frame = pl.DataFrame({h: [] for h in header}, schema={h: pl.String for h in header}).with_columns(
-            pl.lit(None, dtype=pl.Int64).alias("_line")
-        )
-    return ReadResult(_finish(frame, fmt, missing), rejected, body.height, missing, extra)
-
-
-def _read_csv_exact(path: Path, fmt: FileFormat, text: str) -> ReadResult:
-    reader = csv.reader(io.StringIO(text))
+    lines, bad = _decode(path, path.read_bytes(), fmt.encoding)
+    head = next(i for i, ln in enumerate(lines) if ln.strip())  # _decode guarantees one
+    if head + 1 in bad:
+        raise UnreadableFile(f"{path.name}: header line {head + 1}: {bad[head + 1]} "
+                             f"(the channel's export encoding may have changed)")
     try:
-        header = [h.strip() for h in next(reader)]
-    except (StopIteration, csv.Error) as exc:
-        raise UnreadableFile(f"{path.name}: no readable header row ({exc})") from exc
-    missing, extra = _expected_columns(fmt, header, path)
-    rows, lines, rejected, delivered = [], [], [], 0
-    while True:
-        line = reader.line_num + 1
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            delivered += 1
-            rejected.append(Rejected(line, f"unreadable CSV row: {exc}", ""))
-            continue
-        if not row or all(not c.strip() for c in row):
-            continue
-        delivered += 1
-        if len(row) != len(header):
-            rejected.append(Rejected(line, f"expected {len(header)} fields, found {len(row)}", redact(",".join(row))))
-            continue
-        rows.append(row)
-        lines.append(line)
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in header]
-    frame = pl.DataFrame({h: list(c) for h, c in zip(header, columns, strict=True)},
-                         schema={h: pl.String for h in header})
-    frame = frame.with_columns(pl.Series("_line", lines, dtype=pl.Int64))
+        header = [h.strip() for h in next(csv.reader([lines[head].removeprefix("\ufeff")], strict=True))]
+    except csv.Error as exc:
+        raise UnreadableFile(f"{path.name}: header line {head + 1} is not valid CSV ({exc})") from exc
+    positions, missing, extra = _columns(fmt, header, path)
+    body = range(head + 1, len(lines))
+    if any('"' in lines[i] for i in body if i + 1 not in bad):
+        frame, rejected, delivered = _read_csv_quoted(lines, head + 1, bad, len(header), positions)
+    else:
+        frame, rejected, delivered = _read_csv_plain(lines, head + 1, bad, len(header), positions)
+    frame, dropped = _screen(frame, list(positions))
+    rejected += [Rejected(n, reason, redact(lines[n - 1])) for n, reason in dropped]
+    rejected.sort(key=lambda r: r.line)
     return ReadResult(_finish(frame, fmt, missing), rejected, delivered, missing, extra)
+
+
+def _read_csv_plain(lines: list[str], first: int, bad: dict[int, str], width: int,
+                    positions: dict[str, int]) -> tuple[pl.DataFrame, list[Rejected], int]:
+    """No quotes anywhere: a row is a line, fields split on commas (Polars, column-at-a-time)."""
+    body = pl.DataFrame({"raw": lines[first:]}, schema={"raw": pl.String}).with_row_index("_line", offset=first + 1)
+    body = body.filter(pl.col("raw").str.strip_chars() != "")
+    flagged = pl.col("_line").is_in(list(bad))
+    undecodable = body.filter(flagged)
+    body = body.filter(~flagged).with_columns((pl.col("raw").str.count_matches(",", literal=True) + 1).alias("_n"))
+    ragged = body.filter(pl.col("_n") != width)
+    good = body.filter(pl.col("_n") == width)
+    rejected = [Rejected(n, bad[n], redact(raw)) for n, raw in undecodable.select("_line", "raw").iter_rows()]
+    rejected += [Rejected(n, f"expected {width} fields, found {k}", redact(raw))
+                 for n, raw, k in ragged.select("_line", "raw", "_n").iter_rows()]
+    fields = pl.col("raw").str.split(",")
+    frame = good.select(
+        *[pl.when(fields.list.get(pos) != "").then(fields.list.get(pos)).alias(col) for col, pos in positions.items()],
+        pl.col("_line").cast(pl.Int64),
+    )
+    return frame, rejected, body.height + undecodable.height
+
+
+def _csv_rows(lines: list[str], first: int, bad: dict[int, str],
+              width: int) -> Iterator[tuple[int, list[str] | None, str]]:
+    """``(line number, fields, "")`` for every row, ``(line number, None, reason)`` for every rejected row.
+
+    Unusable lines are rejected alone and cut the file into stretches that ``csv`` parses
+    separately. A row spanning several lines must have ``width`` fields; otherwise (a quote left
+    open) only its first line is rejected and parsing resumes on the next line.
+    """
+    barriers = sorted(n - 1 for n in bad if n - 1 >= first)
+    i = first
+    while i < len(lines):
+        if i + 1 in bad:
+            yield i + 1, None, bad[i + 1]
+            i += 1
+            continue
+        k = bisect.bisect_left(barriers, i)
+        end = barriers[k] if k < len(barriers) else len(lines)
+        reader = csv.reader((lines[j] + "\n" for j in range(i, end)), strict=True)
+        resume = end
+        while True:
+            start = i + reader.line_num
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as exc:
+                yield start + 1, None, f"unreadable CSV row: {exc}"
+                resume = start + 1
+                break
+            span = i + reader.line_num - start
+            if not row or all(not c.strip() for c in row):
+                continue
+            if len(row) == width:
+                yield start + 1, row, ""
+            elif span > 1:
+                yield start + 1, None, f"quote left open: a row of {len(row)} fields (expected {width}) " \
+                                       f"spans lines {start + 1}-{start + span}"
+                resume = start + 1
+                break
+            else:
+                yield start + 1, None, f"expected {width} fields, found {len(row)}"
+        i = resume
+
+
+def _read_csv_quoted(lines: list[str], first: int, bad: dict[int, str], width: int,
+                     positions: dict[str, int]) -> tuple[pl.DataFrame, list[Rejected], int]:
+    rows, numbers, rejected = [], [], []
+    for n, row, reason in _csv_rows(lines, first, bad, width):
+        if row is None:
+            rejected.append(Rejected(n, reason, redact(lines[n - 1])))
+        else:
+            rows.append(row)
+            numbers.append(n)
+    frame = _frame({col: [r[pos] for r in rows] for col, pos in positions.items()}, numbers)
+    return frame, rejected, len(rows) + len(rejected)
 
 
 def _stringify(frame: pl.DataFrame) -> pl.DataFrame:
@@ -167,41 +361,88 @@ def _stringify(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(out)
 
 
-def read_jsonl(path: Path, fmt: FileFormat) -> ReadResult:
-    text = _decode(path, path.read_bytes(), fmt.encoding)
-    raw_lines = text.split("\n")
-    numbered = [(i + 1, ln) for i, ln in enumerate(raw_lines) if ln.strip()]
-    rejected: list[Rejected] = []
+def _json_text(value) -> str | None:
+    """A JSON value as the text a CSV would have held (objects and lists as JSON)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+               type(None): "null"}
+
+
+def _parse_json_lines(numbered: list[tuple[int, str]]) -> tuple[pl.DataFrame, list[Rejected]]:
+    """Line by line with :mod:`json`: exact reasons for the lines that are not JSON objects."""
+    records, lines, rejected = [], [], []
+    for n, ln in numbered:
+        try:
+            obj = json.loads(ln)
+        except json.JSONDecodeError as exc:
+            rejected.append(Rejected(n, f"invalid JSON: {exc.msg} at column {exc.colno}", redact(ln)))
+            continue
+        if not isinstance(obj, dict):
+            rejected.append(Rejected(n, f"JSON line is {_JSON_TYPES.get(type(obj), 'a value')}, not an object",
+                                     redact(ln)))
+            continue
+        record = {str(k): _json_text(v) for k, v in obj.items()}
+        try:
+            "".join(v for v in record.values() if v is not None).encode("utf-8")
+        except UnicodeEncodeError:
+            rejected.append(Rejected(n, "JSON string with an invalid \\u escape (lone surrogate)", redact(ln)))
+            continue
+        records.append(record)
+        lines.append(n)
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    return _frame({k: [r.get(k) for r in records] for k in keys}, lines), rejected
+
+
+def _not_json_lines(path: Path, usable: list[tuple[int, str]], rejected: list[Rejected]) -> UnreadableFile:
+    """Why a file with no JSON object on any line is not JSON Lines, as precisely as can be said."""
     try:
-        frame = pl.read_ndjson(io.BytesIO("\n".join(ln for _, ln in numbered).encode()), infer_schema_length=None)
-        if frame.height != len(numbered):
+        whole = json.loads("\n".join(ln for _, ln in usable))
+    except json.JSONDecodeError:
+        whole = None
+    if isinstance(whole, list):
+        return UnreadableFile(f"{path.name}: the file is one JSON array, not JSON Lines (one object per line)")
+    if isinstance(whole, dict):
+        return UnreadableFile(f"{path.name}: the file is one JSON object over several lines, not JSON Lines")
+    first = rejected[0] if rejected else None
+    detail = f" (line {first.line}: {first.reason})" if first else ""
+    return UnreadableFile(f"{path.name}: no line is a JSON object, not a JSON Lines export{detail}")
+
+
+def read_jsonl(path: Path, fmt: FileFormat) -> ReadResult:
+    lines, bad = _decode(path, path.read_bytes(), fmt.encoding)
+    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
+    rejected = [Rejected(n, bad[n], redact(ln)) for n, ln in numbered if n in bad]
+    usable = [(n, ln) for n, ln in numbered if n not in bad]
+    try:
+        frame = pl.read_ndjson(io.BytesIO("\n".join(ln for _, ln in usable).encode()), infer_schema_length=None)
+        if frame.height != len(usable):
             raise ValueError("row count mismatch")
-        frame = _stringify(frame).with_columns(pl.Series("_line", [n for n, _ in numbered], dtype=pl.Int64))
+        frame = _stringify(frame).with_columns(pl.Series("_line", [n for n, _ in usable], dtype=pl.Int64))
     except Exception:  # noqa: BLE001 - any parse failure: fall back to exact per-line parsing
-        records, lines = [], []
-        for n, ln in numbered:
-            try:
-                obj = json.loads(ln)
-            except json.JSONDecodeError as exc:
-                rejected.append(Rejected(n, f"invalid JSON: {exc.msg} at column {exc.colno}", redact(ln)))
-                continue
-            if not isinstance(obj, dict):
-                rejected.append(Rejected(n, f"JSON line is a {type(obj).__name__}, not an object", redact(ln)))
-                continue
-            records.append({k: (None if v is None else v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-                                if isinstance(v, list | dict) else str(v).lower() if isinstance(v, bool) else str(v))
-                            for k, v in obj.items()})
-            lines.append(n)
-        keys = sorted({k for r in records for k in r})
-        frame = pl.DataFrame(records, schema={k: pl.String for k in keys}) if records else pl.DataFrame(
-            schema={k: pl.String for k in keys})
-        frame = frame.with_columns(pl.Series("_line", lines, dtype=pl.Int64))
+        frame, line_rejects = _parse_json_lines(usable)
+        if usable and not frame.height:
+            raise _not_json_lines(path, usable, line_rejects) from None
+        rejected += line_rejects
     header = [c for c in frame.columns if c != "_line"]
     missing = [x.source for x in fmt.fields if x.source not in header]
     extra = [c for c in header if c not in {x.source for x in fmt.fields}]
     if fmt.id_field.source in missing and frame.height:
         raise UnreadableFile(f"{path.name}: no record has the id field {fmt.id_field.source!r}")
-    return ReadResult(_finish(frame, fmt, missing), rejected, len(numbered), missing, extra)
+    frame = _finish(frame, fmt, missing)
+    frame, dropped = _screen(frame, [x.source for x in fmt.fields if x.source not in missing])
+    rejected += [Rejected(n, reason, redact(lines[n - 1])) for n, reason in dropped]
+    rejected.sort(key=lambda r: r.line)
+    return ReadResult(frame, rejected, len(numbered), missing, extra)
 
 
 def read_file(path: Path, fmt: FileFormat) -> ReadResult:

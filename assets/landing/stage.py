@@ -22,6 +22,8 @@ from privacy.masking import mask_email_expr, mask_phone_expr
 
 PII_ROLES = {"phone", "email", "name", "address", "birthday"}
 TZ_LOCAL = "Asia/Shanghai"
+UNIX_MIN, UNIX_MAX = 978_307_200, 4_102_444_800  # 2001-01-01 .. 2100-01-01
+MAX_AMOUNT_CNY = 100_000_000  # one order of a hundred million yuan is a data error
 TRUE_WORDS = ["1", "true", "y", "yes", "是", "t"]
 FALSE_WORDS = ["0", "false", "n", "no", "否", "f"]
 
@@ -41,9 +43,11 @@ def parse_timestamp(expr: pl.Expr) -> pl.Expr:
         "%Y-%m-%dT%H:%M:%S%.f%:z", strict=False, time_zone="UTC"
     )
     weibo = s.str.to_datetime("%a %b %d %H:%M:%S %z %Y", strict=False, time_zone="UTC")
-    digits = pl.when(s.str.contains(r"^\d{9,13}$")).then(s.cast(pl.Int64, strict=False))
-    unix = pl.when(digits > 100_000_000_000).then(digits // 1000).otherwise(digits)
-    epoch = pl.from_epoch(unix, "s").dt.replace_time_zone("UTC")
+    # Unix seconds (10 digits) or milliseconds (13), within 2001-2100 only: an 11-digit
+    # phone shifted into a time column must not load as a date it could be read back from.
+    digits = pl.when(s.str.contains(r"^(\d{10}|\d{13})$")).then(s.cast(pl.Int64, strict=False))
+    unix = pl.when(s.str.len_chars() == 13).then(digits // 1000).otherwise(digits)
+    epoch = pl.from_epoch(pl.when(unix.is_between(UNIX_MIN, UNIX_MAX)).then(unix), "s").dt.replace_time_zone("UTC")
     local = pl.coalesce(
         [s.str.to_datetime(fmt, strict=False, time_unit="us") for fmt in _LOCAL_FORMATS]
     ).dt.replace_time_zone(TZ_LOCAL, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
@@ -51,9 +55,11 @@ def parse_timestamp(expr: pl.Expr) -> pl.Expr:
 
 
 def parse_amount(expr: pl.Expr) -> pl.Expr:
-    """``1,299.00``, ``¥1299``, `` 1299 `` -> 1299.0."""
+    """``1,299.00``, ``¥1299``, `` 1299 `` -> 1299.0; implausible amounts (a phone in the
+    amount column) are unparseable rather than a record-breaking order."""
     s = text.clean_text(expr).str.replace_all(r"[,¥￥\s]|CNY|RMB|元", "")
-    return s.cast(pl.Float64, strict=False).round(2)
+    amount = s.cast(pl.Float64, strict=False).round(2)
+    return pl.when(amount.abs() < MAX_AMOUNT_CNY).then(amount)
 
 
 def parse_bool(expr: pl.Expr) -> pl.Expr:
@@ -167,7 +173,11 @@ def stage_frame(frame: pl.DataFrame, fmt: FileFormat, keyring: Keyring) -> tuple
             encrypt.append(("_email", "email_enc", "email"))
         elif fld.role == "name":
             plain["_name"] = text.normalize_names(frame[fld.source])
-            tokens.append(("_name", "name_token", "name"))
+            # The name token feeds the identity guard "one phone, one person's name". Only
+            # Chinese-script names are comparable that way: "Zhang Wei" and 张伟 are one person.
+            plain["_name_cjk"] = pl.DataFrame({"n": plain["_name"]}).select(
+                pl.when(pl.col("n").str.contains(text.CJK)).then(pl.col("n"))).to_series()
+            tokens.append(("_name_cjk", "name_token", "name"))
             encrypt.append(("_name", "name_enc", "name"))
         elif fld.role == "address":
             plain["_address"] = frame.select(text.clean_text(col).alias("a"))["a"]

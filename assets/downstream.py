@@ -32,7 +32,8 @@ def identity_sources(con: duckdb.DuckDBPyConnection) -> list[Source]:
     return [
         Source(fmt.record_type, fmt.channel, f"staging.{fmt.record_type}_current", fmt.identifiers,
                EVENT.get(fmt.record_type, "event_at"),
-               "name_token" if any(f.role == "name" for f in fmt.fields) else None)
+               "name_token" if any(f.role == "name" for f in fmt.fields) else None,
+               "gender" if any(f.role == "gender" for f in fmt.fields) else None)
         for fmt in FORMATS if fmt.record_type in present
     ]
 

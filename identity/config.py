@@ -44,6 +44,10 @@ class IdentityConfig:
     # Names count towards the limits only from sources where people type their own
     # name (a Tmall receiver may be a gift recipient), and only in Chinese script.
     name_sources: tuple[str, ...] = ("members", "leads", "webshop_orders")
+    # Genders as the person stated them, to tell family members sharing a phone apart.
+    gender_sources: tuple[str, ...] = ("members", "followers", "users")
+    # Attributes the household guard compares across the records a phone joins.
+    household_attributes: tuple[str, ...] = ("name", "gender")
     # Landlines are shared by households and offices: kept, masked, but not keys.
     match_landlines: bool = False
     strengths: dict = field(default_factory=lambda: DEFAULT_STRENGTH)
@@ -64,7 +68,7 @@ class IdentityConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"{path}: unknown identity settings {sorted(unknown)}")
-        for key in ("priority", "name_sources"):
+        for key in ("priority", "name_sources", "gender_sources", "household_attributes"):
             if key in data:
                 data[key] = tuple(data[key])
         if "limits" in data:

@@ -40,6 +40,7 @@ class Source:
     identifiers: tuple[tuple[str, str], ...]  # (kind, column)
     event_column: str | None = None
     name_column: str | None = None
+    gender_column: str | None = None
 
 
 @dataclass
@@ -97,6 +98,11 @@ def build_identifiers(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg
                     f"SELECT '{s.record_type}', record_id, 'phone', {column}, FALSE, 0 FROM {s.relation} "
                     f"WHERE {column} IS NOT NULL AND phone_status = 'placeholder'"
                 )
+        if s.gender_column and s.record_type in cfg.gender_sources:
+            parts.append(
+                f"SELECT '{s.record_type}', record_id, 'gender', {s.gender_column}, FALSE, 0 FROM {s.relation} "
+                f"WHERE {s.gender_column} IS NOT NULL"
+            )
         if s.name_column and s.record_type in cfg.name_sources:
             parts.append(
                 f"SELECT '{s.record_type}', record_id, 'name', {s.name_column}, FALSE, 0 FROM {s.relation} "
@@ -191,7 +197,71 @@ def apply_guards(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
         WHERE i.links""")
 
 
-def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 200) -> int:
+def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> int:
+    """Step 3b: a phone that joins people who look different elsewhere is shared.
+
+    The record-level limits see a family phone only when both names sit on records
+    that carry the phone. Here the graph is first built without phone links; each
+    part ("anchor") gathers the names and genders its records carry through cards,
+    unionids, emails, Weibo uids. A phone whose records fall into anchors with more
+    than one distinct name, or more than one gender, is judged like any over-limit
+    identifier: one clearly dominant value keeps the phone and only the outlying
+    anchors' phone links drop; otherwise the phone is rejected. Returns how many
+    phones were touched.
+    """
+    kinds = [k for k in cfg.household_attributes]
+    if not kinds:
+        return 0
+    connected_components(con, links="(SELECT * FROM identity.links WHERE kind <> 'phone')", out="hh_anchor")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE hh_rec AS
+            SELECT l.rk, l.value AS phone, coalesce(a.comp, -l.rk) AS anchor
+            FROM identity.links l LEFT JOIN hh_anchor a USING (rk) WHERE l.kind = 'phone';""")
+    touched = 0
+    for kind in kinds:
+        con.execute(f"""
+            -- anchors carrying one value only: an anchor that is itself inconsistent says nothing
+            CREATE OR REPLACE TEMP TABLE hh_anchor_value AS
+                SELECT coalesce(a.comp, -i.rk) AS anchor, any_value(i.value) AS value
+                FROM identity.identifiers i LEFT JOIN hh_anchor a USING (rk) WHERE i.kind = '{kind}'
+                GROUP BY 1 HAVING count(DISTINCT i.value) = 1;
+            CREATE OR REPLACE TEMP TABLE hh_phone AS
+                SELECT r.phone, n.value, count(DISTINCT r.anchor) AS support
+                FROM (SELECT DISTINCT phone, anchor FROM hh_rec) r JOIN hh_anchor_value n USING (anchor)
+                GROUP BY ALL;
+            CREATE OR REPLACE TEMP TABLE hh_over AS
+                SELECT phone, count(*) AS n, sum(support) AS total, max(support) AS top1,
+                       arg_max(value, support) AS top_value
+                FROM hh_phone GROUP BY phone HAVING count(*) > 1;
+            CREATE OR REPLACE TEMP TABLE hh_over AS
+                SELECT * FROM hh_over o
+                WHERE NOT EXISTS (SELECT 1 FROM identity.rejected_identifiers r
+                                  WHERE r.kind = 'phone' AND r.value = o.phone);
+        """)
+        con.execute(f"""
+            INSERT INTO identity.rejected_identifiers
+            SELECT 'phone', phone, 'shared identifier: joins people with different {kind}s',
+                   (SELECT count(*) FROM hh_rec r WHERE r.phone = o.phone),
+                   o.n || ' distinct {kind}s across linked records'
+            FROM hh_over o WHERE NOT (top1 >= 2 AND top1 >= {cfg.dominance} * total)""")
+        con.execute(f"""
+            INSERT INTO identity.dropped_links
+            SELECT DISTINCT r.rk, 'phone', r.phone, 'phone shared with a person of another {kind} elsewhere'
+            FROM hh_over o JOIN hh_rec r USING (phone) JOIN hh_anchor_value n USING (anchor)
+            WHERE top1 >= 2 AND top1 >= {cfg.dominance} * total AND n.value <> o.top_value
+              AND NOT EXISTS (SELECT 1 FROM identity.dropped_links d
+                              WHERE d.rk = r.rk AND d.kind = 'phone' AND d.value = r.phone)""")
+        touched += con.execute("SELECT count(*) FROM hh_over").fetchall()[0][0]
+    con.execute("""
+        DELETE FROM identity.links l USING identity.rejected_identifiers r
+        WHERE l.kind = r.kind AND l.value = r.value;
+        DELETE FROM identity.links l USING identity.dropped_links d
+        WHERE l.rk = d.rk AND l.kind = d.kind AND l.value = d.value;""")
+    return touched
+
+
+def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 200,
+                         links: str = "identity.links", out: str = "identity.components") -> int:
     """Step 4: min-label propagation over record <-> identifier links.
 
     Each round an identifier takes the smallest label of its records, then each
@@ -199,8 +269,8 @@ def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 2
     A label whose identifiers all carry that single label is a finished component:
     its records move to ``lp_done`` and leave the working set, so rounds shrink.
     """
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE lp_m AS SELECT rk, iid FROM identity.links;
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE lp_m AS SELECT rk, iid FROM {links};
         CREATE OR REPLACE TEMP TABLE lp_label AS SELECT DISTINCT rk, rk AS label FROM lp_m;
         CREATE OR REPLACE TEMP TABLE lp_done (rk BIGINT, label BIGINT);
     """)
@@ -230,7 +300,7 @@ def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 2
             break
     else:
         raise RuntimeError(f"label propagation did not converge in {max_iterations} rounds")
-    con.execute("CREATE OR REPLACE TABLE identity.components AS SELECT rk, label AS comp FROM lp_done")
+    con.execute(f"CREATE OR REPLACE TABLE {out} AS SELECT rk, label AS comp FROM lp_done")
     return iterations
 
 
@@ -303,7 +373,7 @@ EXPLAIN_VIEW = """
 CREATE OR REPLACE VIEW identity.customer_explain AS
 SELECT rc.customer_id, rc.record_type, rc.record_id, rc.channel, rc.matched_by, r.event_at, i.kind,
        left(i.value, 12) AS value_prefix,
-       CASE WHEN NOT i.links AND i.kind = 'name' THEN 'guard attribute'
+       CASE WHEN NOT i.links AND i.kind IN ('name', 'gender') THEN 'guard attribute'
             WHEN rj.reason IS NOT NULL THEN 'rejected: ' || rj.reason || coalesce(' (' || rj.detail || ')', '')
             WHEN d.reason IS NOT NULL THEN 'dropped: ' || d.reason
             ELSE 'links ' || (SELECT count(*) FROM identity.links l2 WHERE l2.kind = i.kind AND l2.value = i.value)
@@ -322,6 +392,7 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
     con.execute(DDL)
     build_identifiers(con, sources, cfg)
     apply_guards(con, cfg)
+    apply_household_guard(con, cfg)
     iterations = connected_components(con)
     ids = assign_stable_ids(con, cfg, run_id, now)
     write_lineage(con, cfg)

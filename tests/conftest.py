@@ -78,13 +78,15 @@ class Graph:
         self.types: set[str] = set()
         self.run = 0
 
-    def add(self, record_type: str, record_id: str, phone_status: str = "ok", name: str | None = None, **ids):
+    def add(self, record_type: str, record_id: str, phone_status: str = "ok", name: str | None = None,
+            gender: str | None = None, **ids):
         if record_type not in self.types:
             cols = ", ".join(f"{self.COLUMN[k]} VARCHAR" for k in self.KINDS)
             self.con.execute(f"CREATE TABLE s.{record_type} (record_id VARCHAR, phone_status VARCHAR, "
-                             f"phone_is_mobile BOOLEAN, name_token VARCHAR, event_at TIMESTAMPTZ, {cols})")
+                             f"phone_is_mobile BOOLEAN, name_token VARCHAR, gender VARCHAR, event_at TIMESTAMPTZ, "
+                             f"{cols})")
             self.types.add(record_type)
-        values = [record_id, phone_status, True, name, NOW] + [ids.get(k) for k in self.KINDS]
+        values = [record_id, phone_status, True, name, gender, NOW] + [ids.get(k) for k in self.KINDS]
         self.con.execute(f"INSERT INTO s.{record_type} VALUES ({', '.join('?' * len(values))})", values)
         return self
 
@@ -94,8 +96,9 @@ class Graph:
 
         self.run += 1
         sources = [Source(rt, "test", f"s.{rt}", tuple((k, self.COLUMN[k]) for k in self.KINDS), "event_at",
-                          "name_token") for rt in sorted(self.types)]
-        return resolve(self.con, sources, cfg or IdentityConfig(name_sources=tuple(sorted(self.types))),
+                          "name_token", "gender") for rt in sorted(self.types)]
+        every = tuple(sorted(self.types))
+        return resolve(self.con, sources, cfg or IdentityConfig(name_sources=every, gender_sources=every),
                        f"run{self.run}", NOW)
 
     def customer(self, record_type: str, record_id: str) -> str | None:

@@ -86,6 +86,37 @@ def test_family_member_card_beside_a_dominant_phone_keeps_its_own_customer(graph
     assert graph.customer("members", "kid") != graph.customer("members", "dad")
 
 
+def test_household_phone_is_caught_through_names_on_other_records(graph):
+    # the shared phone never sits beside a name: the names come through each person's own card
+    graph.add("members", "cardA", member_card="cardA", name="NA")
+    graph.add("transactions", "tA", member_card="cardA", phone="HOME")
+    graph.add("members", "cardB", member_card="cardB", name="NB")
+    graph.add("transactions", "tB", member_card="cardB", phone="HOME")
+    graph.add("tickets", "t1", phone="HOME")
+    graph.resolve()
+    assert graph.customer("members", "cardA") != graph.customer("members", "cardB")
+    assert graph.customer("tickets", "t1") is None
+    reasons = graph.con.execute("SELECT reason FROM identity.rejected_identifiers WHERE value = 'HOME'").fetchall()
+    assert reasons == [("shared identifier: joins people with different names",)]
+
+
+def test_household_phone_is_caught_through_genders(graph):
+    graph.add("followers", "fA", unionid="UA", gender="female")
+    graph.add("miniprogram", "mpA", unionid="UA", phone="HOME")
+    graph.add("members", "cardB", member_card="cardB", gender="male", phone="HOME")
+    graph.resolve()
+    assert graph.customer("followers", "fA") == graph.customer("miniprogram", "mpA")
+    assert graph.customer("miniprogram", "mpA") != graph.customer("members", "cardB")
+
+
+def test_one_person_with_one_name_everywhere_keeps_the_phone(graph):
+    graph.add("members", "card", member_card="card", name="N", phone="P")
+    graph.add("webshop_orders", "w", email="E", name="N", phone="P")
+    graph.add("miniprogram", "mp", unionid="U", phone="P")
+    graph.resolve()
+    assert len(graph.groups()) == 1
+
+
 def test_placeholder_phone_is_audited_and_never_links(graph):
     graph.add("members", "a", phone="PLACEHOLDER", phone_status="placeholder", member_card="a")
     graph.add("members", "b", phone="PLACEHOLDER", phone_status="placeholder", member_card="b")
@@ -103,7 +134,7 @@ def test_landline_is_not_a_key_unless_configured(graph):
     graph.con.execute("UPDATE s.tickets SET phone_is_mobile = FALSE")
     graph.resolve()
     assert graph.customer("tickets", "t1") is None
-    graph.resolve(IdentityConfig(match_landlines=True, name_sources=()))
+    graph.resolve(IdentityConfig(match_landlines=True, name_sources=(), gender_sources=()))
     assert graph.customer("tickets", "t1") == graph.customer("tmall_orders", "o1")
 
 

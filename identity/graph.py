@@ -300,7 +300,8 @@ def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 2
             break
     else:
         raise RuntimeError(f"label propagation did not converge in {max_iterations} rounds")
-    con.execute(f"CREATE OR REPLACE TABLE {out} AS SELECT rk, label AS comp FROM lp_done")
+    temp = "" if "." in out else "TEMP "  # unqualified names are scratch tables of this connection
+    con.execute(f"CREATE OR REPLACE {temp}TABLE {out} AS SELECT rk, label AS comp FROM lp_done")
     return iterations
 
 

@@ -10,12 +10,14 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import duckdb
+from pydantic import PrivateAttr
 
 from identity.config import IdentityConfig
-from pipelines.warehouse import Layout, open_build, publish, scv_home
+from pipelines.warehouse import Layout, open_build, publish, reset_for_rebuild, scv_home
 from privacy import keys
 
 log = logging.getLogger(__name__)
+REBUILD_TAG = "scv/rebuild"
 
 
 def as_of_date() -> date:
@@ -31,6 +33,12 @@ class ScvResource(dg.ConfigurableResource):
     """
 
     home: str = ""
+    _rebuild: bool = PrivateAttr(default=False)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # a run tagged scv/rebuild=true starts from an empty warehouse (ids and erasures kept)
+        run = getattr(context, "dagster_run", None)
+        self._rebuild = bool(run and run.tags.get(REBUILD_TAG) == "true")
 
     def layout(self) -> Layout:
         return Layout(Path(self.home).resolve() if self.home else scv_home())
@@ -49,7 +57,12 @@ class ScvResource(dg.ConfigurableResource):
         return keys.load_keyring()
 
     def connect(self, run_id: str) -> duckdb.DuckDBPyConnection:
-        return open_build(self.layout(), run_id)
+        fresh = not self.layout().build_file(run_id).exists()
+        con = open_build(self.layout(), run_id)
+        if fresh and self._rebuild:
+            dropped = reset_for_rebuild(con)
+            log.warning("full rebuild: dropped %d tables and views; customer ids and erasures kept", len(dropped))
+        return con
 
     def publish(self, run_id: str) -> None:
         publish(self.layout(), run_id)

@@ -119,6 +119,25 @@ def open_build(layout: Layout, run_id: str) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(target))
 
 
+# What a full rebuild keeps: the id map (so customer ids survive), the token key's
+# fingerprint, and everything in ``privacy`` (erased people stay erased).
+REBUILD_KEEPS = {("identity", "customer_registry"), ("identity", "customer_id_history"),
+                 ("identity", "record_customer"), ("staging", "meta")}
+
+
+def reset_for_rebuild(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Empty a build copy for a full rebuild from the landing folder; returns what was dropped."""
+    dropped = []
+    for schema, name, kind in con.execute("""
+            SELECT table_schema, table_name, table_type FROM information_schema.tables
+            WHERE table_schema IN ('staging', 'identity', 'mart') ORDER BY table_type DESC""").fetchall():
+        if (schema, name) in REBUILD_KEEPS:
+            continue
+        con.execute(f'DROP {"VIEW" if kind == "VIEW" else "TABLE"} IF EXISTS "{schema}"."{name}"')
+        dropped.append(f"{schema}.{name}")
+    return dropped
+
+
 def publish(layout: Layout, run_id: str) -> None:
     """Swap the run's warehouse and exports into place (each swap an atomic rename)."""
     build = layout.build_file(run_id)

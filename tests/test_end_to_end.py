@@ -191,3 +191,21 @@ def test_definitions_load():
     defs.validate_loadable(defs)
     assert defs.resolve_job_def("scv_refresh")
     assert {s.name for s in defs.schedules} == {"scv_nightly"}
+
+
+def test_full_rebuild_keeps_customer_ids(built):
+    home, instance = built
+    before = _snapshot(home)
+    from pipelines.definitions import defs
+    from pipelines.resources import ScvResource
+
+    result = defs.resolve_job_def("scv_rebuild").execute_in_process(
+        instance=instance, resources={"scv": ScvResource(home=str(home))}, raise_on_error=False,
+        tags={"scv/rebuild": "true"})
+    assert result.success
+    after = _snapshot(home)
+    assert after[0] == before[0]  # every record keeps its customer id
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    # every landing file was ingested again in this run
+    runs = con.execute("SELECT run_id, count(*) FROM staging.file_ledger GROUP BY run_id").fetchall()
+    assert runs == [(result.run_id, 12)]

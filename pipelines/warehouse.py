@@ -116,7 +116,20 @@ def open_build(layout: Layout, run_id: str) -> duckdb.DuckDBPyConnection:
         if layout.warehouse.exists():
             shutil.copyfile(layout.warehouse, tmp)
             os.replace(tmp, target)
-    return duckdb.connect(str(target))
+    return duckdb.connect(str(target), config=duckdb_config(layout))
+
+
+def duckdb_config(layout: Layout) -> dict:
+    """Bounded memory: DuckDB would take 80% of RAM; past the limit it spills to ``.build/spill``.
+
+    ``SCV_DUCKDB_MEMORY`` (default 4GB) and ``SCV_DUCKDB_THREADS`` (default: all cores) tune it.
+    """
+    config = {"memory_limit": os.environ.get("SCV_DUCKDB_MEMORY", "4GB"),
+              "temp_directory": str(layout.build_dir / "spill"),
+              "preserve_insertion_order": False}
+    if os.environ.get("SCV_DUCKDB_THREADS"):
+        config["threads"] = int(os.environ["SCV_DUCKDB_THREADS"])
+    return config
 
 
 # What a full rebuild keeps: the id map (so customer ids survive), the token key's

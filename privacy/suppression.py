@@ -122,9 +122,11 @@ def split_suppressed(con: duckdb.DuckDBPyConnection, staged: pl.DataFrame,
         checks.append(f"{value} IN (SELECT token FROM privacy.suppression WHERE kind = '{kind}')")
     if not checks:
         return staged, empty
-    con.register("incoming_check", staged)
-    hit = con.sql(f"SELECT coalesce({' OR '.join(checks)}, FALSE) AS hit FROM incoming_check").pl()["hit"]
+    indexed = staged.with_row_index("_row")
+    con.register("incoming_check", indexed)
+    hits = con.sql(f"SELECT _row FROM incoming_check WHERE coalesce({' OR '.join(checks)}, FALSE)").pl()["_row"]
     con.unregister("incoming_check")
+    hit = indexed["_row"].is_in(hits.implode())
     erased = staged.filter(hit).select(
         pl.col("source_line").alias("line"),
         pl.lit("erased on the customer's request (suppression list); not loaded").alias("reason"),

@@ -89,6 +89,11 @@ def erase(con: duckdb.DuckDBPyConnection, keyring: Keyring, customer_ids: list[s
         con.execute(f"""DELETE FROM staging.{record_type}
                         WHERE record_id IN (SELECT record_id FROM erase_records WHERE record_type = ?)""",
                     [record_type])
+        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'staging' "
+                       "AND table_name = ?", [f"{record_type}_latest"]).fetchall()[0][0]:
+            con.execute(f"""DELETE FROM staging.{record_type}_latest
+                            WHERE record_id IN (SELECT record_id FROM erase_records WHERE record_type = ?)""",
+                        [record_type])
         report.records_removed[record_type] = before - con.execute(
             f"SELECT count(*) FROM staging.{record_type}").fetchall()[0][0]
     con.execute("""DELETE FROM identity.record_customer

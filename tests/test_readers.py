@@ -108,3 +108,14 @@ def test_phone_shifted_into_time_or_amount_columns_is_not_loaded_as_data():
 
 def test_redaction_keeps_shape_not_content():
     assert redact("王小明,13900139001,a@b.cn") == "字字字,99999999999,x@x.xx"
+
+
+def test_column_timestamp_parser_agrees_with_the_expression():
+    from assets.landing.stage import parse_timestamps
+
+    values = ["2026-11-21T10:02:33+08:00", "2026-11-21 10:02:33", None, "", "Sat Nov 21 10:02:33 +0800 2026",
+              "1795226553", "2026/11/21 10:02", "13900139001", "garbage", "2026-11-21T02:02:33.5Z"] * 3
+    s = pl.Series("t", values)
+    expected = pl.DataFrame({"t": s}).select(parse_timestamp(pl.col("t"))).to_series()
+    assert parse_timestamps(s).to_list() == expected.to_list()
+    assert parse_timestamps(s).null_count() == 12

@@ -97,9 +97,25 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, fmt: FileFormat | None = None)
         CREATE TABLE IF NOT EXISTS staging.{fmt.record_type} (
             {cols}, source_file VARCHAR, batch VARCHAR, batch_date DATE, delivery_seq BIGINT,
             run_id VARCHAR, loaded_at TIMESTAMPTZ);
-        CREATE OR REPLACE VIEW staging.{fmt.record_type}_current AS
-            SELECT * FROM staging.{fmt.record_type}
-            QUALIFY row_number() OVER (PARTITION BY record_id ORDER BY delivery_seq DESC, source_line DESC) = 1;
+        CREATE VIEW IF NOT EXISTS staging.{fmt.record_type}_current AS {_latest_sql(fmt.record_type)};
+    """)
+
+
+def _latest_sql(record_type: str) -> str:
+    return (f"SELECT * FROM staging.{record_type} QUALIFY row_number() OVER "
+            f"(PARTITION BY record_id ORDER BY delivery_seq DESC, source_line DESC) = 1")
+
+
+def materialize_current(con: duckdb.DuckDBPyConnection, record_type: str) -> None:
+    """Freeze the latest delivery of each record into ``staging.<type>_latest``.
+
+    Identity and marts read ``staging.<type>_current`` many times per run; as a view
+    it would re-run the de-duplicating window over all deliveries each time. After
+    a load it becomes a view over this table, rebuilt only when new rows arrived.
+    """
+    con.execute(f"""
+        CREATE OR REPLACE TABLE staging.{record_type}_latest AS {_latest_sql(record_type)};
+        CREATE OR REPLACE VIEW staging.{record_type}_current AS SELECT * FROM staging.{record_type}_latest;
     """)
 
 
@@ -229,4 +245,8 @@ def ingest_new_files(con: duckdb.DuckDBPyConnection, landing: Path, fmt: FileFor
             raise
         if rep.status != "known":
             reports.append(rep)
+    latest_exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'staging' "
+                                "AND table_name = ?", [f"{fmt.record_type}_latest"]).fetchall()[0][0]
+    if any(r.status == "loaded" for r in reports) or not latest_exists:
+        materialize_current(con, fmt.record_type)
     return reports

@@ -83,6 +83,12 @@ def test_profile_and_lineage_shapes(built):
     assert zhang["name_enc"].startswith("d1:") and zhang["phone_token"]
     for view in ("customers", "churn_alerts", "segment_summary", "channel_overlap", "value_class_revenue"):
         con.execute(f"SELECT * FROM mart.{view}").fetchall()
+    # persona P04 has the sample's one open complaint
+    chen = con.execute("""SELECT customer_id FROM identity.record_customer WHERE record_type = 'tickets'
+                          AND record_id = 'TK2611210002'""").fetchall()[0][0]
+    by_topic = con.execute("SELECT customer_id, complaints, open_complaints FROM mart.complaints_by_topic "
+                           "WHERE open_complaints > 0").fetchall()
+    assert by_topic == [(chen, 1, 1)]
 
 
 def test_rerun_and_redelivery_leave_marts_identical(built):
@@ -90,14 +96,18 @@ def test_rerun_and_redelivery_leave_marts_identical(built):
     snap = _snapshot(home)
     assert run_pipeline(home, instance).success
     assert _snapshot(home) == snap
-    # the same file delivered again under a new name is recognised and skipped
-    src = next((home / "landing" / "store").glob("members-2026-11-21.csv"))
-    shutil.copy(src, src.with_name("members-2026-11-21-resent.csv"))
+    # every file delivered again under a new name is recognised and skipped
+    originals = [p for p in (home / "landing").rglob("*") if p.is_file()]
+    for src in originals:
+        shutil.copy(src, src.with_name(src.stem + "-resent" + src.suffix))
     assert run_pipeline(home, instance).success
     assert _snapshot(home) == snap
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    assert con.execute("SELECT status FROM staging.file_ledger WHERE file_name = 'members-2026-11-21-resent.csv'"
-                       ).fetchall() == [("duplicate",)]
+    statuses = con.execute("SELECT DISTINCT status FROM staging.file_ledger WHERE file_name LIKE '%-resent%'"
+                           ).fetchall()
+    assert statuses == [("duplicate",)]
+    assert con.execute("SELECT count(*) FROM staging.file_ledger WHERE status = 'duplicate'").fetchall() == [
+        (len(originals),)]
 
 
 def _snapshot(home: Path):

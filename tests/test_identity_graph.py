@@ -117,6 +117,19 @@ def test_one_person_with_one_name_everywhere_keeps_the_phone(graph):
     assert len(graph.groups()) == 1
 
 
+def test_recycled_number_does_not_join_its_old_and_new_owner(graph):
+    # the operator gave the old owner's number to a new person: both registered it, with their own names
+    graph.add("members", "old", member_card="old", phone="REUSED", name="Old Owner")
+    graph.add("transactions", "o1", member_card="old", phone="REUSED")
+    graph.add("members", "new", member_card="new", phone="REUSED", name="New Owner")
+    graph.add("miniprogram", "n1", unionid="UN", phone="REUSED")
+    graph.resolve()
+    assert graph.customer("members", "old") == graph.customer("transactions", "o1")
+    assert graph.customer("members", "old") != graph.customer("members", "new")
+    assert graph.con.execute("SELECT count(*) FROM identity.rejected_identifiers WHERE value = 'REUSED'"
+                             ).fetchall() == [(1,)]
+
+
 def test_placeholder_phone_is_audited_and_never_links(graph):
     graph.add("members", "a", phone="PLACEHOLDER", phone_status="placeholder", member_card="a")
     graph.add("members", "b", phone="PLACEHOLDER", phone_status="placeholder", member_card="b")

@@ -188,7 +188,7 @@ def _activity_sql(present: set[str]) -> str:
 def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartConfig) -> None:
     """Rebuild ``mart.customer_profile`` (and ``mart.golden_attributes``) from staging + identity."""
     con.execute("CREATE SCHEMA IF NOT EXISTS mart")
-    con.execute("""CREATE OR REPLACE TEMP VIEW rc AS
+    con.execute("""CREATE OR REPLACE TEMP TABLE rc AS
                    SELECT * FROM identity.record_customer WHERE customer_id IS NOT NULL""")
     w = cfg.csat_weights
     if set(w) != set(CSAT_DIMENSIONS) or min(w.values()) < 0 or sum(w.values()) <= 0:

@@ -64,6 +64,24 @@ def _comment(con: duckdb.DuckDBPyConnection, target: str, text: str) -> None:
     con.execute(f"COMMENT ON COLUMN {target} IS '{text.replace(chr(39), chr(39) * 2)}'")
 
 
+def create_complaint_views(con: duckdb.DuckDBPyConnection) -> None:
+    """``mart.complaints_by_topic``: complaints per customer and topic (delay, damage, loss, price...)."""
+    has_tickets = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'staging' "
+                              "AND table_name = 'tickets_current'").fetchall()[0][0]
+    body = """
+        SELECT rc.customer_id, t.topic, count(*) AS complaints,
+               count(*) FILTER (coalesce(t.ticket_status, 'open') = 'open' AND t.resolved_at IS NULL)
+                 AS open_complaints,
+               max(t.event_at) AS last_complaint_at
+        FROM staging.tickets_current t
+        JOIN identity.record_customer rc ON rc.record_type = 'tickets' AND rc.record_id = t.record_id
+        WHERE t.category = 'complaint' AND rc.customer_id IS NOT NULL
+        GROUP BY rc.customer_id, t.topic""" if has_tickets else """
+        SELECT NULL::VARCHAR AS customer_id, NULL::VARCHAR AS topic, 0::BIGINT AS complaints,
+               0::BIGINT AS open_complaints, NULL::TIMESTAMPTZ AS last_complaint_at WHERE FALSE"""
+    con.execute(f"CREATE OR REPLACE VIEW mart.complaints_by_topic AS {body}")
+
+
 def create_views(con: duckdb.DuckDBPyConnection) -> None:
     """(Re)create the marketer views over the current ``mart.customer_profile`` and comment every column.
 
@@ -101,6 +119,7 @@ def create_views(con: duckdb.DuckDBPyConnection) -> None:
             FROM (VALUES ('A'), ('B'), ('C')) k(value_class) LEFT JOIN mart.customer_profile p USING (value_class)
             GROUP BY value_class ORDER BY value_class;
     """)
+    create_complaint_views(con)
     con.execute("COMMENT ON TABLE mart.customer_profile IS "
                 "'The single customer view: one row per customer. No plaintext personal data.'")
     con.execute("COMMENT ON VIEW mart.customers IS 'customer_profile without ciphertext: what marketers query'")

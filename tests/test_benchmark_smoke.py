@@ -1,0 +1,56 @@
+"""The benchmark command at a tiny size: it runs end to end and reports what it measured.
+
+Benchmarks are not tests, so nothing here asserts a timing. What must hold at any
+size: every landing row of the base delivery is ingested by the full build and
+every held-back row by the incremental run, accuracy is computed from the ground
+truth, and the report carries its tables.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from benchmarks.run import main
+
+
+def test_benchmark_smoke(tmp_path, monkeypatch, capsys):
+    # main() points SCV_HOME / SCV_KEY_DIR at its work folder; monkeypatch restores them afterwards.
+    monkeypatch.setenv("SCV_HOME", str(tmp_path / "unused"))
+    monkeypatch.setenv("SCV_KEY_DIR", str(tmp_path / "unused-keys"))
+    monkeypatch.setenv("SCV_AS_OF", "2026-11-23")
+    monkeypatch.delenv("SCV_MASTER_KEY", raising=False)
+
+    out = main(["--people", "300", "--seed", "3", "--work", str(tmp_path / "bench"), "--baselines", "on",
+                "--phones-common", "20000", "--json", str(tmp_path / "bench.json")])
+    printed = capsys.readouterr().out
+
+    data, full, inc = out["data"], out["full"], out["incremental"]
+    assert data["base_rows"] > 0 and data["delta_rows"] > 0
+    # The held-back rows were moved byte for byte: the pipeline sees every one exactly once.
+    assert full["landing_rows"] == data["base_rows"]
+    assert inc["landing_rows"] == data["delta_rows"]
+    assert inc["records"] >= full["records"] > 0
+    assert set(full["stages"]) == {"open build copy", "ingest", "identity", "mart", "export", "publish"}
+    assert full["total"] > 0 and full["landing_rows"] / full["total"] > 0
+    # Ingest split: each part measured, and together no more than the ingest itself.
+    parts = full["ingest_parts"]
+    assert all(parts[k] is not None and parts[k] >= 0 for k in ("read", "normalise", "tokenise", "encrypt"))
+    assert parts["read"] + parts["normalise"] + parts["tokenise"] + parts["encrypt"] <= full["stages"]["ingest"]
+
+    for acc in (full["accuracy"], inc["accuracy"]):
+        assert 0 < acc["precision"] <= 1 and 0 < acc["recall"] <= 1 and 0 < acc["f1"] <= 1
+        assert acc["unmatched_truth"] == 0  # the base truth leaves out exactly the held-back records
+
+    assert [p["agreement"] for p in out["phones"]] == [1.0, 1.0]
+    assert all(p["per_second"] > 0 for p in out["phones"])
+
+    naive = out["naive"]
+    assert naive["rows"] == data["base_rows"] and naive["accuracy"]["f1"] > 0
+    if importlib.util.find_spec("splink") is not None:
+        assert out["splink"]["records"] == full["records"] and out["splink"]["accuracy"]["f1"] > 0
+
+    for heading in ("## Full build", "| stage | wall s | CPU s | rows | rows/s (wall) |", "**end-to-end**",
+                    "## Incremental run", "## Accuracy against the ground truth", "## Phone normalisation",
+                    "## Naive pipeline", "## Targets (issue 8)"):
+        assert heading in printed
+    assert (tmp_path / "bench.json").exists()

@@ -275,12 +275,17 @@ def erase(customer: str | None = typer.Option(None, "--customer", help="customer
 
 
 @keys_app.command("rotate")
-def keys_rotate(home: Path | None = HomeOption) -> None:
+def keys_rotate(tokens: bool = typer.Option(False, "--tokens", help="Rotate the token (HMAC) key instead: "
+                                            "re-ingests every landing file with a full rebuild"),
+                home: Path | None = HomeOption) -> None:
     """New data key; re-encrypt every stored value under it; retire old keys once unused."""
     from pipelines.warehouse import edit_published
     from privacy.rotation import key_usage, reencrypt
 
     layout = _layout(home)
+    if tokens:
+        _rotate_tokens(layout)
+        return
     new_id = keys.add_data_key()
     ring = keys.load_keyring()
     with edit_published(layout, "rotate") as (con, _):
@@ -289,6 +294,26 @@ def keys_rotate(home: Path | None = HomeOption) -> None:
     retired = keys.retire_data_keys(set(usage))
     console.print(f"active data key {new_id}; re-encrypted {sum(moved.values()):,} distinct values in "
                   f"{len(moved)} columns; retired {', '.join(retired) or 'nothing'}")
+
+
+def _rotate_tokens(layout: Layout) -> None:
+    """Tokens are HMACs of values no longer kept in clear: a new token key means re-ingesting.
+
+    The new key becomes active and the ``scv_rebuild`` job re-reads every landing file;
+    customer ids survive (lineage is keyed by record), and people erased earlier are still
+    recognised through the retired token keys, which stay in the keyring for that alone.
+    """
+    from pipelines.definitions import defs
+
+    new_id = keys.add_token_key()
+    console.print(f"active token key {new_id}; rebuilding from {layout.landing} ...")
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    result = defs.resolve_job_def("scv_rebuild").execute_in_process(
+        instance=_instance(), raise_on_error=False, run_config=quiet, tags={"scv/rebuild": "true"})
+    if not result.success:
+        _fail(f"rebuild {result.run_id} failed; the published warehouse still uses the old tokens. Run "
+              "`scv keys rotate --tokens` again after fixing the cause (a further new key is harmless).")
+    console.print("token rotation done: every token re-made under the new key")
 
 
 @keys_app.command("init")

@@ -148,6 +148,15 @@ def reset_for_rebuild(con: duckdb.DuckDBPyConnection) -> list[str]:
             continue
         con.execute(f'DROP {"VIEW" if kind == "VIEW" else "TABLE"} IF EXISTS "{schema}"."{name}"')
         dropped.append(f"{schema}.{name}")
+    # every token is made again, so the warehouse may take a new token key (token rotation)
+    if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'staging' "
+                   "AND table_name = 'meta'").fetchall()[0][0]:
+        con.execute("DELETE FROM staging.meta WHERE key = 'token_key_fingerprint'")
+    # rows an erasure deleted are not re-loaded (the suppression list keeps them out), so the
+    # per-file accounting of deleted rows starts again with the new ledger
+    if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'privacy' "
+                   "AND table_name = 'erased_rows'").fetchall()[0][0]:
+        con.execute("DELETE FROM privacy.erased_rows")
     return dropped
 
 

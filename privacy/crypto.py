@@ -87,13 +87,13 @@ def token(value: str, keyring: Keyring, kind: str) -> str:
     return hmac.new(keyring.token_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
-def token_sql(column_sql: str, keyring: Keyring, kind: str) -> str:
+def token_sql(column_sql: str, keyring: Keyring, kind: str, key: bytes | None = None) -> str:
     """A DuckDB expression computing the same HMAC-SHA256 as :func:`token`, set-based.
 
     HMAC(k, m) = H((k ^ opad) || H((k ^ ipad) || m)); DuckDB's ``sha256`` takes
     BLOBs, so the whole computation runs vectorised at millions of values a second.
     """
-    key = keyring.token_key.ljust(64, b"\0")
+    key = (key or keyring.token_key).ljust(64, b"\0")
     ipad = bytes(b ^ 0x36 for b in key).hex()
     opad = bytes(b ^ 0x5C for b in key).hex()
     msg = f"encode('{kind}:' || {column_sql})"

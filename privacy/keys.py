@@ -110,6 +110,8 @@ class Keyring:
     token_key_id: str
     token_key: bytes
     meta: dict = field(default_factory=dict)
+    # earlier token keys, kept only to recognise erased people in re-ingested files
+    old_token_keys: dict[str, bytes] = field(default_factory=dict)
 
     def data_key(self, key_id: str) -> bytes:
         try:
@@ -175,7 +177,8 @@ def load_keyring(folder: Path | None = None) -> Keyring:
                  if spec.get("status") != "destroyed"}
     tid = ring["token_key_id"]
     token = _unwrap(master, tid, ring["token_keys"][tid]["wrapped"])
-    return Keyring(folder, ring["active_data_key"], data_keys, tid, token, meta=ring)
+    old = {k: _unwrap(master, k, spec["wrapped"]) for k, spec in ring["token_keys"].items() if k != tid}
+    return Keyring(folder, ring["active_data_key"], data_keys, tid, token, meta=ring, old_token_keys=old)
 
 
 def add_data_key(folder: Path | None = None) -> str:
@@ -195,6 +198,22 @@ def add_data_key(folder: Path | None = None) -> str:
     ring["data_keys"][new_id] = {"wrapped": _wrap(master, new_id, secrets.token_bytes(32)), "created": now,
                                  "status": "active"}
     ring["active_data_key"] = new_id
+    _write_ring(ring_path, ring)
+    return new_id
+
+
+def add_token_key(folder: Path | None = None) -> str:
+    """New active token key (token rotation). Old token keys stay, to keep erased people out."""
+    folder = folder or key_dir()
+    master = _read_master(folder)
+    ring_path = folder / KEYRING_FILE
+    ring = json.loads(ring_path.read_text())
+    for kid, spec in ring["token_keys"].items():
+        _unwrap(master, kid, spec["wrapped"])  # refuse a wrong master early
+    new_id = f"t{max(int(k[1:]) for k in ring['token_keys']) + 1}"
+    ring["token_keys"][new_id] = {"wrapped": _wrap(master, new_id, secrets.token_bytes(32)),
+                                  "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    ring["token_key_id"] = new_id
     _write_ring(ring_path, ring)
     return new_id
 

@@ -23,7 +23,8 @@ from privacy.keys import Keyring
 DDL = """
 CREATE SCHEMA IF NOT EXISTS privacy;
 CREATE TABLE IF NOT EXISTS privacy.suppression (kind VARCHAR, token VARCHAR, request_id VARCHAR,
-                                                erased_at TIMESTAMPTZ);
+                                                erased_at TIMESTAMPTZ, token_key_id VARCHAR);
+ALTER TABLE privacy.suppression ADD COLUMN IF NOT EXISTS token_key_id VARCHAR;
 CREATE TABLE IF NOT EXISTS privacy.erased_rows (request_id VARCHAR, record_type VARCHAR, source_file VARCHAR,
                                                 rows BIGINT);
 CREATE TABLE IF NOT EXISTS privacy.erasure_log (request_id VARCHAR, erased_at TIMESTAMPTZ, customer_ids VARCHAR[],
@@ -76,8 +77,8 @@ def erase(con: duckdb.DuckDBPyConnection, keyring: Keyring, customer_ids: list[s
             UNION ALL {tokenised}""")
     if extra_phone_token:
         con.execute("INSERT INTO erase_tokens VALUES ('phone', ?)", [extra_phone_token])
-    con.execute("INSERT INTO privacy.suppression SELECT DISTINCT kind, token, ?, ? FROM erase_tokens",
-                [request_id, now])
+    con.execute("INSERT INTO privacy.suppression SELECT DISTINCT kind, token, ?, ?, ? FROM erase_tokens",
+                [request_id, now, keyring.token_key_id])
     report.tokens_suppressed = con.execute("SELECT count(DISTINCT token) FROM erase_tokens").fetchall()[0][0]
     for (record_type,) in con.execute("SELECT DISTINCT record_type FROM erase_records ORDER BY 1").fetchall():
         before = con.execute(f"SELECT count(*) FROM staging.{record_type}").fetchall()[0][0]
@@ -112,29 +113,52 @@ def split_suppressed(con: duckdb.DuckDBPyConnection, staged: pl.DataFrame,
     """Split staged rows into (kept, erased): erased rows carry a suppressed identifier.
 
     ``identifiers`` are the format's (kind, column) pairs; raw ids (member card,
-    Weibo uid, openid) are tokenised here to meet the suppression list. Erased rows
-    come back as quarantine rows (line, reason, no raw text) so accounting stays whole.
+    Weibo uid, openid) are tokenised here to meet the suppression list. People
+    erased before a token rotation are recognised through the ``<column>__<key id>``
+    tokens the staging step made with retired token keys; their identifiers are
+    then re-listed under the active key. Erased rows come back as quarantine rows
+    (line, reason, no raw text) so accounting stays whole; helper columns are dropped.
     """
     empty = pl.DataFrame(schema={"line": pl.Int64, "reason": pl.String, "raw_redacted": pl.String})
+    helpers = [c for c in staged.columns if "__" in c]
     con.execute(DDL)
     if staged.height == 0 or not con.execute("SELECT count(*) FROM privacy.suppression").fetchall()[0][0]:
-        return staged, empty
-    checks = []
+        return staged.drop(helpers), empty
+    keys = {keyring.token_key_id: keyring.token_key, **keyring.old_token_keys}
+    checks, active_tokens = [], []
     for kind, column in identifiers:
         if column not in staged.columns:
             continue
-        value = column if kind in TOKEN_KINDS else token_sql(column, keyring, kind)
-        checks.append(f"{value} IN (SELECT token FROM privacy.suppression WHERE kind = '{kind}')")
+        for kid, key in keys.items():
+            if kind in TOKEN_KINDS:
+                value = column if kid == keyring.token_key_id else f"{column}__{kid}"
+                if value not in staged.columns:
+                    continue
+            else:
+                value = token_sql(column, keyring, kind, key)
+            checks.append(f"{value} IN (SELECT token FROM privacy.suppression "
+                          f"WHERE kind = '{kind}' AND coalesce(token_key_id, '{kid}') = '{kid}')")
+        active = column if kind in TOKEN_KINDS else token_sql(column, keyring, kind)
+        active_tokens.append(f"SELECT '{kind}' AS kind, {active} AS token FROM incoming_check "
+                             f"WHERE _hit AND {column} IS NOT NULL")
     if not checks:
-        return staged, empty
+        return staged.drop(helpers), empty
     indexed = staged.with_row_index("_row")
     con.register("incoming_check", indexed)
     hits = con.sql(f"SELECT _row FROM incoming_check WHERE coalesce({' OR '.join(checks)}, FALSE)").pl()["_row"]
-    con.unregister("incoming_check")
     hit = indexed["_row"].is_in(hits.implode())
+    if hits.len():  # keep them out under the active token key from now on
+        con.unregister("incoming_check")
+        con.register("incoming_check", indexed.with_columns(hit.alias("_hit")))
+        con.execute(f"""INSERT INTO privacy.suppression
+                        SELECT DISTINCT t.kind, t.token, 'carried over', now(), ?
+                        FROM ({' UNION ALL '.join(active_tokens)}) t
+                        WHERE NOT EXISTS (SELECT 1 FROM privacy.suppression s WHERE s.kind = t.kind
+                                          AND s.token = t.token)""", [keyring.token_key_id])
+    con.unregister("incoming_check")
     erased = staged.filter(hit).select(
         pl.col("source_line").alias("line"),
         pl.lit("erased on the customer's request (suppression list); not loaded").alias("reason"),
         pl.lit(None, dtype=pl.String).alias("raw_redacted"),
     )
-    return staged.filter(~hit), erased
+    return staged.filter(~hit).drop(helpers), erased

@@ -129,3 +129,34 @@ def test_run_with_another_token_key_is_refused_before_writing(built, tmp_path, m
     messages = " ".join(str(e.step_failure_data.error.cause.message) for e in result.all_events
                         if e.is_step_failure and e.step_failure_data.error.cause)
     assert "different token key" in messages
+
+
+def test_token_rotation_rekeys_everything_keeps_ids_and_erasures(built, key_dir):
+    zhang = _zhang_id(built)
+    con = duckdb.connect(str(built / "warehouse.duckdb"), read_only=True)
+    ids_before = dict(con.execute("SELECT record_type || ':' || record_id, customer_id FROM identity.record_customer "
+                                  "WHERE customer_id IS NOT NULL").fetchall())
+    tokens_before = set(r[0] for r in con.execute("SELECT phone_token FROM staging.tickets WHERE phone_token "
+                                                  "IS NOT NULL").fetchall())
+    con.close()
+    assert runner.invoke(app, ["erase", "--customer", zhang]).exit_code == 0
+
+    out = runner.invoke(app, ["keys", "rotate", "--tokens"])
+    assert out.exit_code == 0, out.output
+    ring = keys.load_keyring(key_dir)
+    assert ring.token_key_id == "t2" and set(ring.old_token_keys) == {"t1"}
+    con = duckdb.connect(str(built / "warehouse.duckdb"), read_only=True)
+    tokens_after = set(r[0] for r in con.execute("SELECT phone_token FROM staging.tickets WHERE phone_token "
+                                                 "IS NOT NULL").fetchall())
+    assert tokens_after and not tokens_after & tokens_before  # every token re-made
+    ids_after = dict(con.execute("SELECT record_type || ':' || record_id, customer_id FROM identity.record_customer "
+                                 "WHERE customer_id IS NOT NULL").fetchall())
+    survivors = {k: v for k, v in ids_before.items() if v != zhang}
+    assert {k: ids_after.get(k) for k in survivors} == survivors  # everyone else keeps their id
+    # the erased person's rows were re-read from landing and kept out through the retired key
+    assert zhang not in ids_after.values()
+    assert con.execute("SELECT count(*) FROM staging.members WHERE record_id = 'VIP0010001'").fetchall() == [(0,)]
+    assert con.execute("SELECT count(*) FROM privacy.suppression WHERE token_key_id = 't2'").fetchall()[0][0] > 0
+    con.close()
+    out = runner.invoke(app, ["lookup", "--phone", "13600136002"])  # look-ups use the new key
+    assert out.exit_code == 0, out.output

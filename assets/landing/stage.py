@@ -228,6 +228,11 @@ def stage_frame(frame: pl.DataFrame, fmt: FileFormat, keyring: Keyring) -> tuple
     if tokens:
         select = ", ".join(f"CASE WHEN {src} IS NULL THEN NULL ELSE {token_sql(src, keyring, kind)} END AS {out}"
                            for src, out, kind in tokens)
+        # Tokens under retired token keys ride along (suffix ``__<key id>``) only to recognise
+        # people erased before a token rotation; load drops them before anything is written.
+        select += "".join(
+            f", CASE WHEN {src} IS NULL THEN NULL ELSE {token_sql(src, keyring, kind, key)} END AS {out}__{kid}"
+            for kid, key in keyring.old_token_keys.items() for src, out, kind in tokens if kind != "name")
         con = duckdb.connect()
         con.register("good", good.select([src for src, _, _ in tokens]))
         good = pl.concat([good, con.sql(f"SELECT {select} FROM good").pl()], how="horizontal")
@@ -237,5 +242,6 @@ def stage_frame(frame: pl.DataFrame, fmt: FileFormat, keyring: Keyring) -> tuple
     schema = staging_schema(fmt)
     good = good.select(
         [pl.col(c).cast(t) if c in good.columns else pl.lit(None, t).alias(c) for c, t in schema.items()]
+        + [c for c in good.columns if "__" in c]
     )
     return good, rejected

@@ -29,8 +29,10 @@ HomeOption = typer.Option(None, "--home", help="SCV_HOME folder (default: $SCV_H
 
 def _layout(home: Path | None) -> Layout:
     if home is not None:
-        os.environ["SCV_HOME"] = str(home.resolve())
-    return Layout(scv_home())
+        os.environ["SCV_HOME"] = str(home)
+    layout = Layout(scv_home())
+    os.environ["SCV_HOME"] = str(layout.home)  # absolute: runs may change the working directory
+    return layout
 
 
 def _fail(message: str) -> None:

@@ -32,6 +32,8 @@ def _layout(home: Path | None) -> Layout:
         os.environ["SCV_HOME"] = str(home)
     layout = Layout(scv_home())
     os.environ["SCV_HOME"] = str(layout.home)  # absolute: runs may change the working directory
+    if os.environ.get(keys.KEY_DIR_ENV):
+        os.environ[keys.KEY_DIR_ENV] = str(keys.key_dir())
     return layout
 
 

@@ -1,0 +1,242 @@
+"""One pass of the real pipeline, stage by stage, with the time each stage took.
+
+The stages call the same library functions the Dagster assets call, in the same
+order (staging per file type, identity, mart + views, exports, publish; see
+``assets/staging.py``, ``assets/identity_graph.py``, ``assets/profile.py``), so the
+numbers are the pipeline's, minus Dagster's own run overhead and the asset checks
+(a few COUNT queries). ``--dagster`` in ``benchmarks.run`` times the real job too.
+
+Ingest is split further without copying its code: while :func:`ingest_new_files`
+runs, :class:`Probe` wraps the functions it calls (``read_file``, ``stage_frame``
+and, inside the staging transform, ``normalize_phones``, ``encrypt_series`` and the
+DuckDB connection that computes HMAC tokens) and adds up their wall time. If a
+refactor renames one of them the split simply reports it as not measured; the
+ingest total stays exact.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import wraps
+from pathlib import Path
+from unittest import mock
+
+import assets.landing.load as load_module
+import assets.landing.stage as stage_module
+from assets.downstream import identity_sources, present_types
+from assets.landing.formats import FORMATS
+from assets.landing.load import check_token_key, ingest_new_files
+from assets.marts.exports import write_exports
+from assets.marts.profile import MartConfig, build_profile
+from assets.marts.views import create_views
+from benchmarks.measure import RssSampler, cpu_seconds
+from identity.config import IdentityConfig
+from identity.graph import resolve
+from pipelines.resources import as_of_date
+from pipelines.warehouse import Layout, open_build, publish
+from privacy.audit import create_privacy_views
+from privacy.keys import Keyring
+
+
+class Probe:
+    """Adds up the wall time spent in named functions while it is active."""
+
+    def __init__(self) -> None:
+        self.seconds: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+
+    def _timed(self, key: str, fn):
+        @wraps(fn)
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[key] += time.perf_counter() - start
+                self.calls[key] += 1
+
+        return wrapper
+
+    def _timed_duckdb(self, real_duckdb):
+        """A stand-in for the ``duckdb`` module whose connections time themselves until closed."""
+        probe = self
+
+        class TimedConnection:
+            def __init__(self, con) -> None:
+                self._con, self._start = con, time.perf_counter()
+
+            def __getattr__(self, name):
+                return getattr(self._con, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.close()
+
+            def close(self) -> None:
+                self._con.close()
+                probe.seconds["tokenise"] += time.perf_counter() - self._start
+                probe.calls["tokenise"] += 1
+
+        class TimedDuckdb:
+            def __getattr__(self, name):
+                return getattr(real_duckdb, name)
+
+            @staticmethod
+            def connect(*args, **kwargs):
+                return TimedConnection(real_duckdb.connect(*args, **kwargs))
+
+        return TimedDuckdb()
+
+    @contextmanager
+    def active(self) -> Iterator[Probe]:
+        targets = [(load_module, "read_file", "read"), (load_module, "stage_frame", "stage"),
+                   (stage_module, "normalize_phones", "phones"), (stage_module, "encrypt_series", "encrypt"),
+                   (load_module, "materialize_current", "current")]
+        with ExitStack() as stack:
+            for module, name, key in targets:
+                if hasattr(module, name):
+                    stack.enter_context(mock.patch.object(module, name, self._timed(key, getattr(module, name))))
+            if hasattr(stage_module, "duckdb"):
+                stack.enter_context(mock.patch.object(stage_module, "duckdb", self._timed_duckdb(stage_module.duckdb)))
+            yield self
+
+
+@dataclass
+class IngestType:
+    record_type: str
+    files: int = 0
+    rows: int = 0  # rows delivered in new files
+    loaded: int = 0
+    quarantined: int = 0
+    seconds: float = 0.0
+    parts: dict[str, float] = field(default_factory=dict)
+
+
+class StageFailed(RuntimeError):
+    """A pipeline stage raised: carries the stages measured so far, for the report."""
+
+    def __init__(self, result: PassResult, stage: str, error: BaseException) -> None:
+        first_line = (str(error).splitlines() or [""])[0]
+        super().__init__(f"stage {stage!r} failed: {type(error).__name__}: {first_line}")
+        self.result, self.stage, self.error = result, stage, error
+
+
+@dataclass
+class PassResult:
+    """Seconds per stage of one pass, and the sizes that make rows/s meaningful.
+
+    ``cpu`` is the CPU time (user + system, this process and its reaped workers)
+    per stage: on a machine shared with other users it moves much less than wall
+    time, so it helps tell the pipeline's cost from the neighbours' load.
+    """
+
+    run_id: str
+    stages: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    ingest: list[IngestType] = field(default_factory=list)
+    ingest_parts: dict[str, float | None] = field(default_factory=dict)
+    landing_rows: int = 0  # rows delivered in the files this pass ingested
+    records: int = 0  # current staging records resolved by identity
+    customers: int = 0
+    export_rows: dict[str, int] = field(default_factory=dict)
+    label_rounds: int = 0
+    peak_rss: dict[str, int] = field(default_factory=dict)  # per stage, when a sampler is given
+    sampler: RssSampler | None = field(default=None, repr=False)
+
+    @property
+    def total(self) -> float:
+        return sum(self.stages.values())
+
+    @property
+    def total_cpu(self) -> float:
+        return sum(self.cpu.values())
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        with ExitStack() as stack:
+            peak = stack.enter_context(self.sampler.track()) if self.sampler else None
+            start, cpu = time.perf_counter(), cpu_seconds()
+            try:
+                yield
+            except Exception as exc:
+                raise StageFailed(self, name, exc) from exc
+            finally:
+                self.stages[name] = time.perf_counter() - start
+                self.cpu[name] = cpu_seconds() - cpu
+                if peak is not None:
+                    self.peak_rss[name] = peak.rss
+
+
+def run_pass(home: Path, keyring: Keyring, run_id: str, now: datetime | None = None,
+             sampler: RssSampler | None = None, duckdb_settings: dict[str, str] | None = None) -> PassResult:
+    """Ingest new files, resolve identities, build the mart, export and publish, timing each stage.
+
+    ``duckdb_settings`` are what-ifs (``{"memory_limit": "6GB"}``) applied to the build
+    connection; the pipeline itself leaves DuckDB's defaults (memory_limit 80% of RAM).
+    """
+    layout = Layout(home)
+    now = now or datetime.now(UTC).replace(microsecond=0)
+    result = PassResult(run_id, sampler=sampler)
+
+    with result.stage("open build copy"):
+        con = open_build(layout, run_id)  # copies the published warehouse on an incremental run
+        for name, value in (duckdb_settings or {}).items():
+            con.execute(f"SET {name} = '{value}'")
+
+    probe = Probe()
+    parts_total: Counter[str] = Counter()
+    with result.stage("ingest"):
+        check_token_key(con, keyring)
+        for fmt in FORMATS:
+            before = Counter(probe.seconds)
+            t0 = time.perf_counter()
+            with probe.active():
+                reports = ingest_new_files(con, layout.landing, fmt, keyring, run_id, now)
+            item = IngestType(fmt.record_type, len(reports), sum(r.delivered for r in reports),
+                              sum(r.loaded for r in reports), sum(r.quarantined for r in reports),
+                              time.perf_counter() - t0)
+            item.parts = {k: probe.seconds[k] - before[k] for k in probe.seconds}
+            parts_total.update(item.parts)
+            result.ingest.append(item)
+    result.landing_rows = sum(i.rows for i in result.ingest)
+    result.ingest_parts = _split_ingest(result.stages["ingest"], parts_total, probe)
+
+    with result.stage("identity"):
+        stats = resolve(con, identity_sources(con), IdentityConfig.load(), run_id, now)
+    result.records, result.customers, result.label_rounds = stats.records, stats.customers, stats.iterations
+
+    with result.stage("mart"):
+        build_profile(con, present_types(con), MartConfig(as_of=as_of_date()))
+        create_views(con)
+        create_privacy_views(con, home)
+
+    with result.stage("export"):
+        result.export_rows = write_exports(con, layout.build_exports(run_id))
+        con.close()
+
+    with result.stage("publish"):
+        publish(layout, run_id)
+    return result
+
+
+def _split_ingest(total: float, seconds: Counter[str], probe: Probe) -> dict[str, float | None]:
+    """Ingest as read / normalise / tokenise / encrypt / write; None where a probe saw no call."""
+    def seen(key: str) -> float | None:
+        return seconds[key] if probe.calls[key] else None
+
+    read, stage = seen("read"), seen("stage")
+    tokenise, encrypt = seen("tokenise"), seen("encrypt")
+    normalise = None if stage is None else stage - (tokenise or 0.0) - (encrypt or 0.0)
+    write = None if read is None or stage is None else total - read - stage
+    parts = {"read": read, "normalise": normalise, "&nbsp;&nbsp;of which phones": seen("phones"),
+             "tokenise": tokenise, "encrypt": encrypt, "write (hash, insert, ledger)": write}
+    if probe.calls["current"]:  # load.materialize_current: refreshing the de-duplicated staging.<type>_current
+        parts["&nbsp;&nbsp;of which _current refresh"] = seen("current")
+    return parts

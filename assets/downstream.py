@@ -10,13 +10,11 @@ import duckdb
 
 from assets.landing.formats import FORMATS
 from assets.marts.exports import write_exports
-from assets.marts.profile import MartConfig, build_profile
+from assets.marts.profile import MartConfig, build_profile, event
 from assets.marts.views import create_views
 from identity.config import IdentityConfig
 from identity.graph import ResolveStats, Source, resolve
 from privacy.audit import create_privacy_views
-
-EVENT = {"followers": "subscribed_at", "miniprogram": "authorized_at", "users": "weibo_created_at"}
 
 
 def present_types(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -31,19 +29,26 @@ def identity_sources(con: duckdb.DuckDBPyConnection) -> list[Source]:
     present = present_types(con)
     return [
         Source(fmt.record_type, fmt.channel, f"staging.{fmt.record_type}_current", fmt.identifiers,
-               EVENT.get(fmt.record_type, "event_at"),
+               event(fmt.record_type),
                "name_token" if any(f.role == "name" for f in fmt.fields) else None,
                "gender" if any(f.role == "gender" for f in fmt.fields) else None)
         for fmt in FORMATS if fmt.record_type in present
     ]
 
 
+def build_marts(con: duckdb.DuckDBPyConnection, home: Path, as_of: date) -> MartConfig:
+    """Profile, golden attributes, marketer views and the audit views: one sequence for runs and operators."""
+    cfg = MartConfig(as_of=as_of)
+    build_profile(con, present_types(con), cfg)
+    create_views(con)
+    create_privacy_views(con, home)
+    return cfg
+
+
 def rebuild_downstream(con: duckdb.DuckDBPyConnection, home: Path, exports_dir: Path, run_id: str, now: datetime,
                        as_of: date, identity_cfg: IdentityConfig | None = None) -> ResolveStats:
     """Identity graph, profile, views and exports from the current staging tables."""
     stats = resolve(con, identity_sources(con), identity_cfg or IdentityConfig.load(), run_id, now)
-    build_profile(con, present_types(con), MartConfig(as_of=as_of))
-    create_views(con)
-    create_privacy_views(con, home)
+    build_marts(con, home, as_of)
     write_exports(con, exports_dir)
     return stats

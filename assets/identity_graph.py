@@ -7,7 +7,8 @@ import dagster as dg
 
 from assets.downstream import identity_sources
 from assets.staging import OWNERS, STAGING_KEYS
-from identity.graph import cluster_sizes, resolve
+from identity.diagnostics import diagnostics
+from identity.graph import resolve
 from pipelines.resources import ScvResource
 
 
@@ -29,14 +30,7 @@ def record_customer(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.M
     con = scv.connect(context.run_id)
     try:
         stats = resolve(con, identity_sources(con), scv.identity_config(), context.run_id, scv.now())
-        hist = cluster_sizes(con)
-        top_rejected = con.execute("""SELECT kind, reason, count(*), sum(records) FROM identity.rejected_identifiers
-                                      GROUP BY ALL ORDER BY 4 DESC LIMIT 10""").fetchall()
-        cross = con.execute("""
-            WITH c AS (SELECT customer_id, count(DISTINCT channel) AS n FROM identity.record_customer
-                       WHERE customer_id IS NOT NULL GROUP BY 1)
-            SELECT round(avg(coalesce(c.n >= 2, FALSE)::INT), 4)
-            FROM identity.record_customer rc LEFT JOIN c USING (customer_id)""").fetchall()[0][0]
+        diag = diagnostics(con)
     finally:
         con.close()
     match_rate = stats.linked_records / stats.records if stats.records else 0.0
@@ -44,16 +38,18 @@ def record_customer(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.M
         "records": stats.records,
         "customers": stats.customers,
         "match_rate": round(match_rate, 4),
-        "records_on_2plus_channel_customers": cross,
+        "records_on_2plus_channel_customers": diag["share_of_records_on_2plus_channel_customers"],
+        "dropped_links": diag["dropped_links"],
         "label_propagation_rounds": stats.iterations,
         "rejected_identifiers": stats.rejected,
         "new_customer_ids": stats.new_ids,
         "merges": stats.merges,
         "splits": stats.splits,
         "cluster_sizes": dg.MetadataValue.md(
-            "| records per customer | customers |\n|---|---|\n" + "".join(f"| {b} | {n} |\n" for b, n in hist)),
+            "| records per customer | customers |\n|---|---|\n"
+            + "".join(f"| {b} | {n} |\n" for b, n in diag["cluster_sizes"])),
         "rejected_by_reason": dg.MetadataValue.md(
             "| kind | reason | identifiers | records |\n|---|---|---|---|\n"
-            + "".join(f"| {k} | {r} | {n} | {m} |\n" for k, r, n, m in top_rejected)),
+            + "".join(f"| {k} | {r} | {n} | {m} |\n" for k, r, n, m in diag["rejected_identifiers"])),
         "seconds": round(time.perf_counter() - started, 3),
     })

@@ -5,13 +5,10 @@ import time
 
 import dagster as dg
 
-from assets.downstream import present_types
+from assets.downstream import build_marts
 from assets.marts.exports import write_exports
-from assets.marts.profile import MartConfig, build_profile
-from assets.marts.views import create_views
 from assets.staging import OWNERS
 from pipelines.resources import ScvResource, as_of_date
-from privacy.audit import create_privacy_views
 
 
 @dg.asset(
@@ -31,11 +28,7 @@ def customer_profile(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.
     started = time.perf_counter()
     con = scv.connect(context.run_id)
     try:
-        present = present_types(con)
-        cfg = MartConfig(as_of=as_of_date())
-        build_profile(con, present, cfg)
-        create_views(con)
-        create_privacy_views(con, scv.layout().home)
+        cfg = build_marts(con, scv.layout().home, as_of_date())
         classes = con.execute("SELECT value_class, customers, customer_share, revenue_share "
                               "FROM mart.value_class_revenue").fetchall()
         stages = con.execute("SELECT lifecycle_stage, count(*) FROM mart.customer_profile GROUP BY 1 ORDER BY 1"

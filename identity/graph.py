@@ -404,13 +404,3 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
                (SELECT count(DISTINCT customer_id) FROM identity.record_customer),
                (SELECT count(*) FROM identity.rejected_identifiers)""").fetchall()[0]
     return ResolveStats(q[0], q[1], q[2], iterations, q[3], ids["new_ids"], ids["merges"], ids["splits"])
-
-
-def cluster_sizes(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
-    """Histogram of customers by record count (buckets 1, 2, 3-5, 6-10, 11-50, 51+)."""
-    return con.execute("""
-        WITH s AS (SELECT customer_id, count(*) n FROM identity.record_customer
-                   WHERE customer_id IS NOT NULL GROUP BY 1)
-        SELECT CASE WHEN n = 1 THEN '1' WHEN n = 2 THEN '2' WHEN n <= 5 THEN '3-5' WHEN n <= 10 THEN '6-10'
-                    WHEN n <= 50 THEN '11-50' ELSE '51+' END AS bucket, count(*) AS customers
-        FROM s GROUP BY 1 ORDER BY min(n)""").fetchall()

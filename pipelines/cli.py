@@ -53,19 +53,36 @@ def _instance():
     return dg.DagsterInstance.from_config(str(REPO_ROOT))
 
 
+def _execute(job_name: str, tags: dict | None = None):
+    """Run one of the Definitions' jobs in this process, logging only warnings to the console."""
+    from pipelines.definitions import defs
+
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    return defs.resolve_job_def(job_name).execute_in_process(
+        instance=_instance(), raise_on_error=False, run_config=quiet, tags=tags)
+
+
+def _phone_token(phone: str, ring: keys.Keyring) -> str:
+    """Normalise a phone as ingestion does and tokenise it; refuse what is not a usable number."""
+    import polars as pl
+
+    from identity.phones import normalize_phones
+    from privacy.crypto import token
+
+    norm = normalize_phones(pl.Series([phone])).row(0, named=True)
+    if norm["phone_e164"] is None:
+        _fail(f"not a usable phone number ({norm['phone_status']})")
+    return token(norm["phone_e164"], ring, "phone")
+
+
 @app.command()
 def run(home: Path | None = HomeOption) -> None:
     """Ingest new landing files and publish fresh profiles and exports (the main job)."""
     layout = _layout(home)
     if not layout.landing.exists():
         _fail(f"no landing folder at {layout.landing}")
-    from pipelines.definitions import defs
-
-    instance = _instance()
     console.print(f"running the [bold]scv_refresh[/bold] job on {layout.landing} ...")
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    result = defs.resolve_job_def("scv_refresh").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=quiet)
+    result = _execute("scv_refresh")
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         for event in result.all_events:
@@ -164,26 +181,16 @@ def report(home: Path | None = HomeOption) -> None:
 @app.command()
 def lookup(phone: str = typer.Option(..., help="Phone in any common spelling"), home: Path | None = HomeOption) -> None:
     """Find a customer by phone without decrypting anything: normalise, tokenise, look up."""
-    import polars as pl
-
-    from identity.phones import normalize_phones
-    from privacy.crypto import token
+    from privacy.suppression import customers_for_phone
 
     layout = _layout(home)
-    norm = normalize_phones(pl.Series([phone])).row(0, named=True)
-    if norm["phone_e164"] is None:
-        _fail(f"not a usable phone number ({norm['phone_status']})")
-    tok = token(norm["phone_e164"], keys.load_keyring(), "phone")
+    tok = _phone_token(phone, keys.load_keyring())
     con = open_published(layout)
     try:
-        rows = con.execute("""
-            SELECT DISTINCT rc.customer_id FROM identity.identifiers i JOIN identity.records r USING (rk)
-            JOIN identity.record_customer rc USING (record_type, record_id)
-            WHERE i.kind = 'phone' AND i.value = ? AND rc.customer_id IS NOT NULL""", [tok]).fetchall()
-        if not rows:
+        ids = customers_for_phone(con, tok)
+        if not ids:
             console.print("no customer with this phone")
             raise typer.Exit(1)
-        ids = [r[0] for r in rows]
         profile = con.execute(
             "SELECT customer_id, phone_masked, value_class, lifecycle_stage, channels, marketing_consent "
             "FROM mart.customers WHERE customer_id IN (SELECT unnest(?))", [ids]).fetchall()
@@ -248,29 +255,20 @@ def erase(customer: str | None = typer.Option(None, "--customer", help="customer
     import uuid
     from datetime import UTC, datetime
 
-    import polars as pl
-
     from assets.downstream import rebuild_downstream
-    from identity.phones import normalize_phones
     from pipelines.resources import as_of_date
     from pipelines.warehouse import edit_published
-    from privacy.crypto import token
+    from privacy.suppression import customers_for_phone
     from privacy.suppression import erase as do_erase
-    from privacy.suppression import records_for_phone
 
     if not customer and not phone:
         _fail("give --customer or --phone")
     layout = _layout(home)
     ring = keys.load_keyring()
-    phone_token = None
-    if phone:
-        norm = normalize_phones(pl.Series([phone])).row(0, named=True)
-        if norm["phone_e164"] is None:
-            _fail(f"not a usable phone number ({norm['phone_status']})")
-        phone_token = token(norm["phone_e164"], ring, "phone")
+    phone_token = _phone_token(phone, ring) if phone else None
     now = datetime.now(UTC).replace(microsecond=0)
     with edit_published(layout, "erase") as (con, build_id):
-        ids = [customer] if customer else records_for_phone(con, phone_token)
+        ids = [customer] if customer else customers_for_phone(con, phone_token)
         report = do_erase(con, ring, ids, f"erase-{uuid.uuid4().hex[:8]}", now, phone_token)
         rebuild_downstream(con, layout.home, layout.build_exports(build_id), build_id, now, as_of_date())
     console.print(f"erased customers {', '.join(report.customer_ids) or '(none linked)'}; "
@@ -307,13 +305,11 @@ def _rotate_tokens(layout: Layout) -> None:
     customer ids survive (lineage is keyed by record), and people erased earlier are still
     recognised through the retired token keys, which stay in the keyring for that alone.
     """
-    from pipelines.definitions import defs
+    from pipelines.resources import REBUILD_TAG
 
     new_id = keys.add_token_key()
     console.print(f"active token key {new_id}; rebuilding from {layout.landing} ...")
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    result = defs.resolve_job_def("scv_rebuild").execute_in_process(
-        instance=_instance(), raise_on_error=False, run_config=quiet, tags={"scv/rebuild": "true"})
+    result = _execute("scv_rebuild", tags={REBUILD_TAG: "true"})
     if not result.success:
         _fail(f"rebuild {result.run_id} failed; the published warehouse still uses the old tokens. Run "
               "`scv keys rotate --tokens` again after fixing the cause (a further new key is harmless).")

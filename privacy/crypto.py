@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 
 import polars as pl
@@ -98,7 +97,3 @@ def token_sql(column_sql: str, keyring: Keyring, kind: str, key: bytes | None = 
     opad = bytes(b ^ 0x5C for b in key).hex()
     msg = f"encode('{kind}:' || {column_sql})"
     return f"sha256(unhex('{opad}') || unhex(sha256(unhex('{ipad}') || {msg})))"
-
-
-def tokens(values: Iterable[str], keyring: Keyring, kind: str) -> list[str]:
-    return [token(v, keyring, kind) for v in values]

@@ -42,8 +42,8 @@ class ErasureReport:
     tokens_suppressed: int = 0
 
 
-def records_for_phone(con: duckdb.DuckDBPyConnection, phone_token: str) -> list[str]:
-    """Customers whose records carry this phone (linked or not)."""
+def customers_for_phone(con: duckdb.DuckDBPyConnection, phone_token: str) -> list[str]:
+    """Customers whose records carry this phone token (also used by ``scv lookup``)."""
     rows = con.execute("""SELECT DISTINCT rc.customer_id FROM identity.identifiers i JOIN identity.records r USING (rk)
                           JOIN identity.record_customer rc USING (record_type, record_id)
                           WHERE i.kind = 'phone' AND i.value = ? AND rc.customer_id IS NOT NULL""",

@@ -179,13 +179,13 @@ def test_failed_run_leaves_the_published_warehouse_readable(built, monkeypatch):
     (home / "landing" / "service" / "tickets-2026-11-23.csv").write_text(
         "ticket_id,phone,contact_channel,category,topic,severity,created_at,resolved_at,status\n"
         "TNEW,13900139001,hotline,complaint,delay,3,2026-11-23 09:00:00,,open\n")
-    import assets.profile
+    import assets.downstream
 
     def boom(*args, **kwargs):
         raise RuntimeError("disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(assets.profile, "build_profile", boom)
+        patch.setattr(assets.downstream, "build_profile", boom)
         assert not run_pipeline(home, instance).success
     assert _snapshot(home) == before  # readers still see the last good run
     assert run_pipeline(home, instance).success

@@ -102,8 +102,6 @@ def _typed(fld: Field, col: pl.Expr) -> pl.Expr | None:
         return parse_amount(col)
     if role == "bool":
         return parse_bool(col)
-    if role == "timestamp":
-        return parse_timestamp(col)
     if role == "gender":
         return text.gender(col)
     return None
@@ -173,7 +171,7 @@ def stage_frame(frame: pl.DataFrame, fmt: FileFormat, keyring: Keyring) -> tuple
     for fld in fmt.fields:
         col = pl.col(fld.source)
         typed = _typed(fld, col)
-        if fld.role == "timestamp":
+        if fld.role == "timestamp":  # column-wise: each format tried only on what is still unparsed
             plain[fld.out] = parse_timestamps(frame[fld.source])
         elif typed is not None:
             plain[fld.out] = frame.select(typed.alias(fld.out)).to_series()

@@ -179,7 +179,8 @@ def run_pass(home: Path, keyring: Keyring, run_id: str, now: datetime | None = N
     """Ingest new files, resolve identities, build the mart, export and publish, timing each stage.
 
     ``duckdb_settings`` are what-ifs (``{"memory_limit": "6GB"}``) applied to the build
-    connection; the pipeline itself leaves DuckDB's defaults (memory_limit 80% of RAM).
+    connection, on top of the pipeline's own (``pipelines.warehouse.duckdb_config``: memory
+    capped at half the RAM unless ``SCV_DUCKDB_MEMORY`` says otherwise).
     """
     layout = Layout(home)
     now = now or datetime.now(UTC).replace(microsecond=0)

@@ -253,15 +253,22 @@ def _run(args, people: int, work: Path, out: dict, say) -> None:
     settings = dict(item.split("=", 1) for item in args.duckdb_set)
     baselines = args.baselines == "on" or (args.baselines == "auto" and ds.base_rows <= 2_000_000)
     with RssSampler() as sampler:
+
+        def measured_pass(section: str, run_id: str, title: str):
+            """One timed pass; on a stage failure, report what was measured and give None."""
+            failure = result = None
+            with sampler.section(section) as sec:
+                try:
+                    result = run_pass(ds.home, keyring, run_id, sampler=sampler, duckdb_settings=settings)
+                except StageFailed as failed:
+                    failure = failed
+            if failure:
+                _report_failure(title, failure, sec, out, say)
+            return result, sec
+
         # 2. Full build.
-        failure = None
-        with sampler.section("full build") as full_sec:
-            try:
-                full = run_pass(ds.home, keyring, "bench-full", sampler=sampler, duckdb_settings=settings)
-            except StageFailed as failed:
-                failure = failed
-        if failure:
-            _report_failure("Full build", failure, full_sec, out, say)
+        full, full_sec = measured_pass("full build", "bench-full", "Full build")
+        if full is None:
             return
         full_acc = evaluate_published(ds.home, ds.base_truth)
         out["full"] = {"stages": full.stages, "cpu": full.cpu, "peak_rss_by_stage": full.peak_rss,
@@ -287,13 +294,8 @@ def _run(args, people: int, work: Path, out: dict, say) -> None:
             target = ds.landing / path.relative_to(ds.delta)
             target.parent.mkdir(parents=True, exist_ok=True)
             path.rename(target)
-        with sampler.section("incremental") as inc_sec:
-            try:
-                inc = run_pass(ds.home, keyring, "bench-incremental", sampler=sampler, duckdb_settings=settings)
-            except StageFailed as failed:
-                failure = failed
-        if failure:
-            _report_failure("Incremental run", failure, inc_sec, out, say)
+        inc, inc_sec = measured_pass("incremental", "bench-incremental", "Incremental run")
+        if inc is None:
             return
         inc_acc = evaluate_published(ds.home, ds.truth)
         share = inc.total / full.total

@@ -151,3 +151,39 @@ def prepare(work: Path, people: int, seed: int, delta_share: float = 0.01) -> Da
     total = stats["total_rows"]
     return Dataset(home, delta, truth, base_truth, people, total - moved, moved, stats["rows"],
                    math.floor((time.perf_counter() - started) * 100) / 100)
+
+
+def prepare_or_reuse(work: Path, people: int, seed: int, delta_share: float = 0.01) -> Dataset:
+    """:func:`prepare`, or the data a previous run with the same size left in ``work``.
+
+    Generating 10M records takes minutes; when tuning one stage the same data is run
+    again and again. A reused folder is reset to "base delivery only, nothing built":
+    delta files copied into ``landing/`` by the last incremental run are removed, and
+    everything the pipeline wrote under ``home/`` (warehouse, exports, Dagster storage)
+    is deleted.
+    """
+    import json
+    import shutil
+
+    manifest = work / "dataset.json"
+    wanted = {"people": people, "seed": seed, "delta_share": delta_share}
+    if manifest.exists():
+        saved = json.loads(manifest.read_text())
+        if saved.get("params") == wanted:
+            ds = Dataset(**{k: Path(v) if k in ("home", "delta", "truth", "base_truth") else v
+                            for k, v in saved["dataset"].items()})
+            for path in ds.delta.rglob("*"):
+                copied = ds.landing / path.relative_to(ds.delta)
+                if path.is_file() and copied.exists():
+                    copied.unlink()
+            for child in ds.home.iterdir():
+                if child.name != "landing":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            ds.generate_seconds = 0.0
+            return ds
+    for child in (work / "home", work / "delta"):
+        shutil.rmtree(child, ignore_errors=True)
+    ds = prepare(work, people, seed, delta_share)
+    manifest.write_text(json.dumps({"params": wanted, "dataset": {k: str(v) if isinstance(v, Path) else v
+                                                                  for k, v in ds.__dict__.items()}}))
+    return ds

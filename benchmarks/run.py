@@ -39,7 +39,7 @@ from pathlib import Path
 
 import duckdb
 
-from benchmarks.data import DELTA_BATCH, Dataset, people_for_records, prepare
+from benchmarks.data import DELTA_BATCH, Dataset, people_for_records, prepare_or_reuse
 from benchmarks.measure import GB, RssSampler, Section, machine, max_rss_lifetime
 
 TARGET_E2E_SECONDS_10M = 120.0
@@ -179,7 +179,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--delta-share", type=float, default=0.01, help="share of rows delivered the next day")
     parser.add_argument("--work", type=Path, help="working folder (default: a temporary folder, removed after)")
-    parser.add_argument("--keep", action="store_true", help="keep the working folder")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the working folder; run again with the same --work and size, the generated "
+                             "data is reused and everything the pipeline wrote is cleared first")
     parser.add_argument("--baselines", choices=["auto", "on", "off"], default="auto",
                         help="naive and Splink baselines (auto: when the base has at most 2M rows)")
     parser.add_argument("--naive-max-rows", type=int, default=1_500_000,
@@ -242,7 +244,7 @@ def _run(args, people: int, work: Path, out: dict, say) -> None:
     # 1. Data, generated in a child process so its memory never counts as the pipeline's.
     start = time.perf_counter()
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        ds: Dataset = pool.submit(prepare, work, people, args.seed, args.delta_share).result()
+        ds: Dataset = pool.submit(prepare_or_reuse, work, people, args.seed, args.delta_share).result()
     out["data"] = {"people": people, "base_rows": ds.base_rows, "delta_rows": ds.delta_rows,
                    "rows_by_type": ds.rows_by_type, "prepare_seconds": time.perf_counter() - start}
     say(f"Landing data: {ds.base_rows:,} rows in the base delivery + {ds.delta_rows:,} rows "
@@ -293,7 +295,7 @@ def _run(args, people: int, work: Path, out: dict, say) -> None:
         for path in sorted(p for p in ds.delta.rglob("*") if p.is_file()):
             target = ds.landing / path.relative_to(ds.delta)
             target.parent.mkdir(parents=True, exist_ok=True)
-            path.rename(target)
+            shutil.copy2(path, target)  # copied, so a kept --work folder can be run again
         inc, inc_sec = measured_pass("incremental", "bench-incremental", "Incremental run")
         if inc is None:
             return

@@ -153,6 +153,9 @@ def prepare(work: Path, people: int, seed: int, delta_share: float = 0.01) -> Da
                    math.floor((time.perf_counter() - started) * 100) / 100)
 
 
+PATHS = ("home", "delta", "truth", "base_truth")
+
+
 def prepare_or_reuse(work: Path, people: int, seed: int, delta_share: float = 0.01) -> Dataset:
     """:func:`prepare`, or the data a previous run with the same size left in ``work``.
 
@@ -170,8 +173,7 @@ def prepare_or_reuse(work: Path, people: int, seed: int, delta_share: float = 0.
     if manifest.exists():
         saved = json.loads(manifest.read_text())
         if saved.get("params") == wanted:
-            ds = Dataset(**{k: Path(v) if k in ("home", "delta", "truth", "base_truth") else v
-                            for k, v in saved["dataset"].items()})
+            ds = Dataset(**{k: work / v if k in PATHS else v for k, v in saved["dataset"].items()})
             for path in ds.delta.rglob("*"):
                 copied = ds.landing / path.relative_to(ds.delta)
                 if path.is_file() and copied.exists():
@@ -184,6 +186,7 @@ def prepare_or_reuse(work: Path, people: int, seed: int, delta_share: float = 0.
     for child in (work / "home", work / "delta"):
         shutil.rmtree(child, ignore_errors=True)
     ds = prepare(work, people, seed, delta_share)
-    manifest.write_text(json.dumps({"params": wanted, "dataset": {k: str(v) if isinstance(v, Path) else v
-                                                                  for k, v in ds.__dict__.items()}}))
+    # paths relative to ``work``, so a copied folder is reused where it now is
+    manifest.write_text(json.dumps({"params": wanted, "dataset": {
+        k: v.relative_to(work).as_posix() if k in PATHS else v for k, v in ds.__dict__.items()}}))
     return ds

@@ -56,20 +56,20 @@ def evaluate(con: duckdb.DuckDBPyConnection, truth: Path, lineage: str = "identi
     has_keys = "keys" in {r[0] for r in con.execute("DESCRIBE ev_truth").fetchall()}
     key_expr = "unnest(string_split(keys, '|'))" if has_keys else "'person'"
     con.execute(f"""
-        CREATE SCHEMA IF NOT EXISTS identity;
         CREATE OR REPLACE TEMP TABLE ev_keys AS
             SELECT rk, person_id || '#' || {key_expr} AS k FROM ev_truth
             WHERE person_id IS NOT NULL AND person_id <> 'ANON'
               {"AND keys IS NOT NULL AND keys <> ''" if has_keys else ""};
-        CREATE OR REPLACE TABLE identity.links AS
-            SELECT rk, dense_rank() OVER (ORDER BY k) AS iid, 'truth' AS kind, k AS value FROM ev_keys WHERE k <> '';
+        CREATE OR REPLACE TEMP TABLE ev_links AS
+            SELECT rk, dense_rank() OVER (ORDER BY k) AS iid FROM ev_keys WHERE k <> '';
     """)
-    connected_components(con)
+    # scratch tables of this connection only: a warehouse connection keeps its own identity tables
+    connected_components(con, links="ev_links", out="ev_components")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE ev AS
         SELECT t.rk, t.person_id, c.comp AS true_group, l.customer_id
         FROM ev_truth t
-        LEFT JOIN identity.components c USING (rk)
+        LEFT JOIN ev_components c USING (rk)
         LEFT JOIN {lineage} l USING (record_type, record_id)
     """)
     pairs = "sum(n * (n - 1) / 2)::BIGINT"

@@ -46,8 +46,11 @@ class IdentityConfig:
     name_sources: tuple[str, ...] = ("members", "leads", "webshop_orders")
     # Genders as the person stated them, to tell family members sharing a phone apart.
     gender_sources: tuple[str, ...] = ("members", "followers", "users")
-    # Attributes the household guard compares across the records a phone joins.
-    household_attributes: tuple[str, ...] = ("name", "gender")
+    # Attributes the household guard compares across the records a phone joins: a
+    # person's name and gender, and the accounts a platform binds to one phone
+    # number each (a WeChat, Taobao or Weibo account): two of those reaching one
+    # phone through different records are two people. Not email: people keep several.
+    household_attributes: tuple[str, ...] = ("name", "gender", "unionid", "buyer_nick", "weibo_uid")
     # Landlines are shared by households and offices: kept, masked, but not keys.
     match_landlines: bool = False
     strengths: dict = field(default_factory=lambda: DEFAULT_STRENGTH)

@@ -109,6 +109,29 @@ def test_household_phone_is_caught_through_genders(graph):
     assert graph.customer("miniprogram", "mpA") != graph.customer("members", "cardB")
 
 
+def test_household_phone_is_caught_through_two_accounts_of_one_platform(graph):
+    # no names, no genders: each person's Tmall account reaches the family phone on other orders
+    graph.add("tmall_orders", "a1", buyer_nick="nickA")
+    graph.add("tmall_orders", "a2", buyer_nick="nickA", phone="HOME")
+    graph.add("tmall_orders", "b1", buyer_nick="nickB")
+    graph.add("tmall_orders", "b2", buyer_nick="nickB", phone="HOME")
+    graph.resolve()
+    assert graph.customer("tmall_orders", "a1") == graph.customer("tmall_orders", "a2")
+    assert graph.customer("tmall_orders", "a1") != graph.customer("tmall_orders", "b1")
+    reasons = graph.con.execute("SELECT reason FROM identity.rejected_identifiers WHERE value = 'HOME'").fetchall()
+    assert reasons == [("shared identifier: joins people with different buyer_nicks",)]
+
+
+def test_one_person_with_two_emails_keeps_the_phone(graph):
+    # email is not one-per-person: two addresses behind one phone are still one customer
+    graph.add("webshop_orders", "w1", email="E1")
+    graph.add("webshop_orders", "w2", email="E1", phone="P")
+    graph.add("webshop_orders", "w3", email="E2")
+    graph.add("webshop_orders", "w4", email="E2", phone="P")
+    graph.resolve()
+    assert len(graph.groups()) == 1
+
+
 def test_one_person_with_one_name_everywhere_keeps_the_phone(graph):
     graph.add("members", "card", member_card="card", name="N", phone="P")
     graph.add("webshop_orders", "w", email="E", name="N", phone="P")

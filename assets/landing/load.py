@@ -106,28 +106,30 @@ def _latest_sql(record_type: str) -> str:
             f"(PARTITION BY record_id ORDER BY delivery_seq DESC, source_line DESC) = 1")
 
 
-def materialize_current(con: duckdb.DuckDBPyConnection, record_type: str, delivery: str | None = None) -> None:
+def materialize_current(con: duckdb.DuckDBPyConnection, record_type: str, delivery_seq: int | None = None) -> None:
     """Keep ``staging.<type>_latest`` holding the latest delivery of each record.
 
     Identity and marts read ``staging.<type>_current`` many times per run; as a view
     it would re-run the de-duplicating window over all deliveries each time, so it
-    is a view over this table. Without ``delivery`` the table is rebuilt from all
+    is a view over this table. Without ``delivery_seq`` the table is rebuilt from all
     deliveries (first load, or a warehouse from before the table existed). With
-    ``delivery`` (the name of a registered relation holding one new delivery's rows)
-    only that delivery is merged, so the cost follows the new file, not the table:
+    ``delivery_seq`` (a delivery just appended to ``staging.<type>``, read back from
+    there in DuckDB's own format) only that delivery is merged, so the cost follows the new file, not the table:
     a new delivery always has the highest ``delivery_seq``, so its rows replace
     every older row of the same record id, and within it the highest
     ``source_line`` wins.
     """
-    if delivery is None:
+    if delivery_seq is None:
         con.execute(f"""
             CREATE OR REPLACE TABLE staging.{record_type}_latest AS {_latest_sql(record_type)};
             CREATE OR REPLACE VIEW staging.{record_type}_current AS SELECT * FROM staging.{record_type}_latest;
         """)
         return
     con.execute(f"""
-        DELETE FROM staging.{record_type}_latest WHERE record_id IN (SELECT record_id FROM {delivery});
-        INSERT INTO staging.{record_type}_latest BY NAME SELECT * FROM {delivery}
+        DELETE FROM staging.{record_type}_latest
+            WHERE record_id IN (SELECT record_id FROM staging.{record_type} WHERE delivery_seq = {int(delivery_seq)});
+        INSERT INTO staging.{record_type}_latest
+            SELECT * FROM staging.{record_type} WHERE delivery_seq = {int(delivery_seq)}
             QUALIFY row_number() OVER (PARTITION BY record_id ORDER BY source_line DESC) = 1;
     """)
 
@@ -234,7 +236,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
     con.register("incoming", good)
     con.execute(f"INSERT INTO staging.{fmt.record_type} BY NAME SELECT * FROM incoming")
     if _has_latest(con, fmt.record_type):  # in the same transaction: _current never lags the deliveries
-        materialize_current(con, fmt.record_type, "incoming")
+        materialize_current(con, fmt.record_type, seq)
     con.unregister("incoming")
     if rejected.height:
         con.register("rejected", rejected)

@@ -389,12 +389,13 @@ def _screen_lines(lines: list[str], first: int, bad: dict[int, str], width: int)
 
     Vectorised and quote-aware: a simple line is made of quoted and quote-free fields
     only, has ``width`` fields outside quotes, is not blank-looking (``csv`` skips rows of
-    blank fields), decodes, and is too short to hold a field over the ``csv`` size limit.
+    blank fields), does not start with U+FEFF, decodes, and is too short to hold a field over the ``csv`` size limit.
     Anything else (a row spanning lines, a stray quote, a ragged row) is left to ``csv``.
     """
     raw = pl.col("raw")
     fields = raw.str.replace_all(_QUOTED_FIELD, "").str.count_matches(",", literal=True) + 1
     simple = (raw.str.contains(_SIMPLE_LINE) & ~raw.str.contains(_BLANKISH_LINE)
+              & ~raw.str.starts_with("\ufeff")  # Polars would drop it as a byte-order mark, csv keeps it
               & (raw.str.len_chars() <= MAX_FIELD_CHARS) & (fields == width)
               & ~pl.col("i").is_in([n - 1 for n in bad]))
     return (pl.DataFrame({"raw": lines[first:]}, schema={"raw": pl.String})
@@ -471,6 +472,7 @@ def _read_csv_quoted(lines: list[str], first: int, bad: dict[int, str], width: i
 
 def _read_all_csv(lines: list[str], first: int, bad: dict[int, str],
                   width: int) -> Iterator[tuple[int, list[str] | None, str]]:
+    """Every row read by ``csv`` alone: the exact path, used when Polars disagrees on the simple lines."""
     for n, row, reason, _ in _csv_rows(lines, first, bad, width):
         yield n, row, reason
 

@@ -106,17 +106,37 @@ def _latest_sql(record_type: str) -> str:
             f"(PARTITION BY record_id ORDER BY delivery_seq DESC, source_line DESC) = 1")
 
 
-def materialize_current(con: duckdb.DuckDBPyConnection, record_type: str) -> None:
-    """Freeze the latest delivery of each record into ``staging.<type>_latest``.
+def materialize_current(con: duckdb.DuckDBPyConnection, record_type: str, delivery_seq: int | None = None) -> None:
+    """Keep ``staging.<type>_latest`` holding the latest delivery of each record.
 
     Identity and marts read ``staging.<type>_current`` many times per run; as a view
-    it would re-run the de-duplicating window over all deliveries each time. After
-    a load it becomes a view over this table, rebuilt only when new rows arrived.
+    it would re-run the de-duplicating window over all deliveries each time, so it
+    is a view over this table. Without ``delivery_seq`` the table is rebuilt from all
+    deliveries (first load, or a warehouse from before the table existed). With
+    ``delivery_seq`` (a delivery just appended to ``staging.<type>``, read back from
+    there in DuckDB's own format) only that delivery is merged, so the cost follows the new file, not the table:
+    a new delivery always has the highest ``delivery_seq``, so its rows replace
+    every older row of the same record id, and within it the highest
+    ``source_line`` wins.
     """
+    if delivery_seq is None:
+        con.execute(f"""
+            CREATE OR REPLACE TABLE staging.{record_type}_latest AS {_latest_sql(record_type)};
+            CREATE OR REPLACE VIEW staging.{record_type}_current AS SELECT * FROM staging.{record_type}_latest;
+        """)
+        return
     con.execute(f"""
-        CREATE OR REPLACE TABLE staging.{record_type}_latest AS {_latest_sql(record_type)};
-        CREATE OR REPLACE VIEW staging.{record_type}_current AS SELECT * FROM staging.{record_type}_latest;
+        DELETE FROM staging.{record_type}_latest
+            WHERE record_id IN (SELECT record_id FROM staging.{record_type} WHERE delivery_seq = {int(delivery_seq)});
+        INSERT INTO staging.{record_type}_latest
+            SELECT * FROM staging.{record_type} WHERE delivery_seq = {int(delivery_seq)}
+            QUALIFY row_number() OVER (PARTITION BY record_id ORDER BY source_line DESC) = 1;
     """)
+
+
+def _has_latest(con: duckdb.DuckDBPyConnection, record_type: str) -> bool:
+    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'staging' "
+                       "AND table_name = ?", [f"{record_type}_latest"]).fetchall()[0][0] > 0
 
 
 def _duck_type(dtype: pl.DataType) -> str:
@@ -215,6 +235,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
     ])
     con.register("incoming", good)
     con.execute(f"INSERT INTO staging.{fmt.record_type} BY NAME SELECT * FROM incoming")
+    if _has_latest(con, fmt.record_type):  # in the same transaction: _current never lags the deliveries
+        materialize_current(con, fmt.record_type, seq)
     con.unregister("incoming")
     if rejected.height:
         con.register("rejected", rejected)
@@ -232,8 +254,14 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
 
 def ingest_new_files(con: duckdb.DuckDBPyConnection, landing: Path, fmt: FileFormat, keyring: Keyring,
                      run_id: str, now: datetime) -> list[FileReport]:
-    """Ingest every file of one type not yet in the ledger, oldest name first."""
+    """Ingest every file of one type not yet in the ledger, oldest name first.
+
+    ``staging.<type>_latest`` is built once if missing, then each file merges its own rows
+    into it inside the file's transaction (see :func:`materialize_current`).
+    """
     ensure_schema(con, fmt)
+    if not _has_latest(con, fmt.record_type):
+        materialize_current(con, fmt.record_type)
     reports = []
     for path in sorted(landing.glob(fmt.glob)):
         con.execute("BEGIN TRANSACTION")
@@ -245,8 +273,4 @@ def ingest_new_files(con: duckdb.DuckDBPyConnection, landing: Path, fmt: FileFor
             raise
         if rep.status != "known":
             reports.append(rep)
-    latest_exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'staging' "
-                                "AND table_name = ?", [f"{fmt.record_type}_latest"]).fetchall()[0][0]
-    if any(r.status == "loaded" for r in reports) or not latest_exists:
-        materialize_current(con, fmt.record_type)
     return reports

@@ -6,10 +6,12 @@ rows delivered = rows read + rows rejected, always. A file that cannot be read
 at all raises :class:`UnreadableFile` naming the file and the problem; the
 caller records that file and goes on with the others.
 
-CSV: rows without quotes are split by Polars expressions; files with quoted
-fields (which may span lines) go through the standard library's ``csv`` module,
-which is exact but slower. JSONL: Polars parses the whole file; on any parse
-failure each line is parsed alone with :mod:`json`.
+CSV: rows without quotes are split by Polars expressions. Files with quoted
+fields (which may span lines) are read as the standard library's ``csv`` module
+reads them: a vectorised, quote-aware screen passes the lines that are one whole
+row each to Polars' CSV parser, and ``csv`` reads only the other lines. JSONL:
+Polars parses the whole file; on any parse failure each line is parsed alone
+with :mod:`json`.
 
 What malformed input becomes (``tests/test_malformed.py`` runs a corpus of all of it):
 
@@ -118,6 +120,7 @@ _DIGITS = re.compile(r"\d")  # any Unicode digit, full-width ones included
 _LETTERS = re.compile(r"[^\W\d_]")  # any Unicode letter
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 _BREAKS = re.compile(rb"\r\n|\r|\n")
+_SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")  # an undecodable byte under errors="surrogateescape"
 _KNOWN_COLUMNS = {x.source for fmt in FORMATS for x in fmt.fields}
 
 
@@ -139,37 +142,59 @@ def _describe_header(header: list[str]) -> str:
     return ", ".join(h if h in _KNOWN_COLUMNS else redact(h, 40) for h in header)[:300]
 
 
-def _is_chinese_text(raw: bytes, encoding: str) -> bool:
-    """Whether ``raw`` reads as Chinese text in ``encoding``: decodes, holds a Chinese character, no junk.
+def _is_chinese_str(text: str) -> bool:
+    """Whether decoded ``text`` is Chinese text: holds a Chinese character and no control or private-use one.
 
-    GB18030 decodes many byte strings; requiring Chinese and no control or private-use
-    characters keeps binary junk from being called GB18030 text.
+    GB18030 decodes many byte strings; requiring Chinese and no junk keeps binary junk
+    from being called GB18030 text.
     """
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError:
-        return False
     return bool(_CJK.search(text)) and not any(
         unicodedata.category(ch) in {"Cc", "Co", "Cn"} and ch != "\t" for ch in text)
 
 
-def _decode(path: Path, data: bytes, encoding: str) -> tuple[list[str], dict[int, str]]:
-    """The file's lines (split on LF, CRLF or CR) and, by 1-based line number, the lines that are unusable.
+def _is_chinese_text(raw: bytes, encoding: str) -> bool:
+    """Whether ``raw`` decodes in ``encoding`` and reads as Chinese text (:func:`_is_chinese_str`)."""
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return _is_chinese_str(text)
 
-    Unusable lines keep a placeholder text (undecodable bytes and NUL as U+FFFD) so that line
-    numbers stay true. Raises :class:`UnreadableFile` for an empty or mostly undecodable file.
+
+def _split_lines(text: str) -> list[str]:
+    """Split on LF, CRLF or a lone CR, as :data:`_BREAKS` splits the bytes."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _decode_whole(data: bytes, encoding: str, is_utf8: bool) -> tuple[list[str], dict[int, str]] | None:
+    """The common case at C speed: the whole file decodes and holds no NUL. None otherwise.
+
+    Line breaks are ASCII and never part of a multi-byte character in UTF-8 or GB18030,
+    so splitting after decoding gives the lines :func:`_decode_by_line` would. In a
+    non-UTF-8 file, a line that is valid UTF-8 Chinese text still decodes (as mojibake):
+    those are found on a second, error-tolerant UTF-8 decoding of the whole file, in
+    which a line holding an undecodable byte (a surrogate escape) is not UTF-8.
     """
-    if not data.strip():
-        raise UnreadableFile(f"{path.name}: file is empty")
-    is_utf8 = codecs.lookup(encoding).name in {"utf-8", "utf-8-sig"}
+    if b"\x00" in data:
+        return None
+    try:
+        lines = _split_lines(data.decode(encoding))
+    except UnicodeDecodeError:
+        return None
+    lines[0] = lines[0].removeprefix("\ufeff")
+    if is_utf8 or data.isascii():
+        return lines, {}
+    as_utf8 = _split_lines(data.decode("utf-8", errors="surrogateescape"))
+    if len(as_utf8) != len(lines):
+        return None
+    problem = f"line is utf-8 text in a {encoding} file"
+    return lines, {n: problem for n, ln in enumerate(as_utf8, start=1)
+                   if not ln.isascii() and not _SURROGATE_ESCAPE.search(ln) and _is_chinese_str(ln)}
+
+
+def _decode_by_line(data: bytes, encoding: str, is_utf8: bool) -> tuple[list[str], dict[int, str]]:
+    """Line by line, with the reason each unusable line cannot be read."""
     other = "gb18030" if is_utf8 else "utf-8"  # the usual mix-up in China, named in the reason
-    if b"\x00" not in data and (is_utf8 or data.isascii()):
-        try:  # the common case, at C speed
-            text = data.decode(encoding)
-        except UnicodeDecodeError:
-            pass
-        else:
-            return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n"), {}
     lines: list[str] = []
     bad: dict[int, str] = {}
     for number, raw in enumerate(_BREAKS.split(data), start=1):
@@ -189,6 +214,21 @@ def _decode(path: Path, data: bytes, encoding: str) -> tuple[list[str], dict[int
         if problem:
             bad[number] = problem
     lines[0] = lines[0].removeprefix("\ufeff")
+    return lines, bad
+
+
+def _decode(path: Path, data: bytes, encoding: str) -> tuple[list[str], dict[int, str]]:
+    """The file's lines (split on LF, CRLF or CR) and, by 1-based line number, the lines that are unusable.
+
+    Unusable lines keep a placeholder text (undecodable bytes and NUL as U+FFFD) so that line
+    numbers stay true. Raises :class:`UnreadableFile` for an empty or mostly undecodable file.
+    """
+    if not data.strip():
+        raise UnreadableFile(f"{path.name}: file is empty")
+    is_utf8 = codecs.lookup(encoding).name in {"utf-8", "utf-8-sig"}
+    lines, bad = _decode_whole(data, encoding, is_utf8) or _decode_by_line(data, encoding, is_utf8)
+    if not bad:
+        return lines, bad
     nonblank = sum(1 for ln in lines if ln.strip())
     if 2 * len(bad) > nonblank:
         first = min(bad)
@@ -292,18 +332,19 @@ def _read_csv_plain(lines: list[str], first: int, bad: dict[int, str], width: in
 
 
 def _csv_rows(lines: list[str], first: int, bad: dict[int, str],
-              width: int) -> Iterator[tuple[int, list[str] | None, str]]:
-    """``(line number, fields, "")`` for every row, ``(line number, None, reason)`` for every rejected row.
+              width: int) -> Iterator[tuple[int, list[str] | None, str, int]]:
+    """``(line number, fields, "", next)`` for every row, ``(line number, None, reason, next)`` for every rejected row.
 
-    Unusable lines are rejected alone and cut the file into stretches that ``csv`` parses
-    separately. A row spanning several lines must have ``width`` fields; otherwise (a quote left
-    open) only its first line is rejected and parsing resumes on the next line.
+    ``next`` is the index of the line where reading goes on after that row. Unusable lines
+    are rejected alone and cut the file into stretches that ``csv`` parses separately. A row
+    spanning several lines must have ``width`` fields; otherwise (a quote left open) only
+    its first line is rejected and parsing resumes on the next line.
     """
     barriers = sorted(n - 1 for n in bad if n - 1 >= first)
     i = first
     while i < len(lines):
         if i + 1 in bad:
-            yield i + 1, None, bad[i + 1]
+            yield i + 1, None, bad[i + 1], i + 1
             i += 1
             continue
         k = bisect.bisect_left(barriers, i)
@@ -317,35 +358,123 @@ def _csv_rows(lines: list[str], first: int, bad: dict[int, str],
             except StopIteration:
                 break
             except csv.Error as exc:
-                yield start + 1, None, f"unreadable CSV row: {exc}"
+                yield start + 1, None, f"unreadable CSV row: {exc}", start + 1
                 resume = start + 1
                 break
             span = i + reader.line_num - start
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) == width:
-                yield start + 1, row, ""
+                yield start + 1, row, "", start + span
             elif span > 1:
                 yield start + 1, None, f"quote left open: a row of {len(row)} fields (expected {width}) " \
-                                       f"spans lines {start + 1}-{start + span}"
+                                       f"spans lines {start + 1}-{start + span}", start + 1
                 resume = start + 1
                 break
             else:
-                yield start + 1, None, f"expected {width} fields, found {len(row)}"
+                yield start + 1, None, f"expected {width} fields, found {len(row)}", start + span
         i = resume
+
+
+# One CSV field as the csv module reads it without surprises: quoted (quotes doubled inside)
+# or plain without any quote. A line of such fields is one row, exactly as csv would read it.
+_QUOTED_FIELD = r'"(?:[^"]|"")*"'
+_SIMPLE_LINE = rf'^(?:{_QUOTED_FIELD}|[^",]*)(?:,(?:{_QUOTED_FIELD}|[^",]*))*$'
+# Python's str.strip() also strips \x1c-\x1f, which are not Unicode white space.
+_BLANKISH_LINE = r'^[\s\x1c-\x1f,"]*$'
+
+
+def _screen_lines(lines: list[str], first: int, bad: dict[int, str], width: int) -> pl.DataFrame:
+    """Every body line (``i``: its index) and whether it is *simple*: one whole row of ``width`` fields.
+
+    Vectorised and quote-aware: a simple line is made of quoted and quote-free fields
+    only, has ``width`` fields outside quotes, is not blank-looking (``csv`` skips rows of
+    blank fields), does not start with U+FEFF, decodes, and is too short to hold a field over the ``csv`` size limit.
+    Anything else (a row spanning lines, a stray quote, a ragged row) is left to ``csv``.
+    """
+    raw = pl.col("raw")
+    fields = raw.str.replace_all(_QUOTED_FIELD, "").str.count_matches(",", literal=True) + 1
+    simple = (raw.str.contains(_SIMPLE_LINE) & ~raw.str.contains(_BLANKISH_LINE)
+              & ~raw.str.starts_with("\ufeff")  # Polars would drop it as a byte-order mark, csv keeps it
+              & (raw.str.len_chars() <= MAX_FIELD_CHARS) & (fields == width)
+              & ~pl.col("i").is_in([n - 1 for n in bad]))
+    return (pl.DataFrame({"raw": lines[first:]}, schema={"raw": pl.String})
+            .with_row_index("i", offset=first).with_columns(simple.alias("simple")))
+
+
+def _csv_fallback(lines: list[str], suspects: list[int], bad: dict[int, str],
+                  width: int) -> tuple[list[tuple[int, list[str] | None, str]], list[int]]:
+    """Rows read by ``csv`` from each line the screen did not pass, and every line index ``csv`` read.
+
+    ``csv`` starts at a suspect line and goes on until a row ends right before a simple
+    line, where a fresh row starts, so Polars can take over from there.
+    """
+    suspect = set(suspects)
+    rows: list[tuple[int, list[str] | None, str]] = []
+    covered: list[int] = []
+    done = -1
+    for s in suspects:
+        if s < done:
+            continue
+        pos = len(lines)
+        for n, row, reason, nxt in _csv_rows(lines, s, bad, width):
+            rows.append((n, row, reason))
+            if nxt >= len(lines) or nxt not in suspect:
+                pos = nxt
+                break
+        covered.extend(range(s, pos))
+        done = pos
+    return rows, covered
+
+
+def _parse_simple(raw: pl.Series, width: int, positions: dict[str, int]) -> pl.DataFrame | None:
+    """Simple lines parsed by Polars' quoted-CSV reader; empty fields stay ``""`` as ``csv`` gives them.
+
+    None if Polars does not find one row per line (then the caller reads with ``csv``).
+    """
+    if raw.len() == 0:
+        return pl.DataFrame(schema={col: pl.String for col in positions})
+    data = "\n".join(raw.to_list()).encode()
+    try:
+        frame = pl.read_csv(io.BytesIO(data), has_header=False, schema={f"f{k}": pl.String for k in range(width)},
+                            quote_char='"', empty_string_is_null=False)
+    except pl.exceptions.PolarsError:
+        return None
+    if frame.height != raw.len():
+        return None
+    return frame.select([pl.col(f"f{pos}").alias(col) for col, pos in positions.items()])
 
 
 def _read_csv_quoted(lines: list[str], first: int, bad: dict[int, str], width: int,
                      positions: dict[str, int]) -> tuple[pl.DataFrame, list[Rejected], int]:
-    rows, numbers, rejected = [], [], []
-    for n, row, reason in _csv_rows(lines, first, bad, width):
-        if row is None:
-            rejected.append(Rejected(n, reason, redact(lines[n - 1])))
-        else:
-            rows.append(row)
-            numbers.append(n)
-    frame = _frame({col: [r[pos] for r in rows] for col, pos in positions.items()}, numbers)
-    return frame, rejected, len(rows) + len(rejected)
+    """A file with quotes, read exactly as the ``csv`` module reads it.
+
+    Lines that pass a vectorised screen (:func:`_screen_lines`) go through Polars' CSV
+    parser at C speed; ``csv`` reads only the rest (rows spanning lines, damage), which is
+    what makes it exact. Should Polars disagree on the line count, ``csv`` reads everything.
+    """
+    screened = _screen_lines(lines, first, bad, width)
+    suspects = screened.filter(~pl.col("simple"))["i"].to_list()
+    slow, covered = _csv_fallback(lines, suspects, bad, width)
+    simple = screened.filter(pl.col("simple") & ~pl.col("i").is_in(covered))
+    fast = _parse_simple(simple["raw"], width, positions)
+    if fast is None:
+        slow, simple = list(_read_all_csv(lines, first, bad, width)), simple.clear()
+        fast = pl.DataFrame(schema={col: pl.String for col in positions})
+    rows = [(n, row) for n, row, _ in slow if row is not None]
+    rejected = [Rejected(n, reason, redact(lines[n - 1])) for n, row, reason in slow if row is None]
+    frame = pl.concat([
+        fast.with_columns((simple["i"].cast(pl.Int64) + 1).alias("_line")),
+        _frame({col: [r[pos] for _, r in rows] for col, pos in positions.items()}, [n for n, _ in rows]),
+    ]).sort("_line")
+    return frame, rejected, frame.height + len(rejected)
+
+
+def _read_all_csv(lines: list[str], first: int, bad: dict[int, str],
+                  width: int) -> Iterator[tuple[int, list[str] | None, str]]:
+    """Every row read by ``csv`` alone: the exact path, used when Polars disagrees on the simple lines."""
+    for n, row, reason, _ in _csv_rows(lines, first, bad, width):
+        yield n, row, reason
 
 
 def _stringify(frame: pl.DataFrame) -> pl.DataFrame:

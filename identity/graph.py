@@ -341,41 +341,51 @@ def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -
 
 def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 200,
                          links: str = "identity.links", out: str = "identity.components") -> int:
-    """Step 4: min-label propagation over record <-> identifier links.
+    """Step 4: min-label propagation over record <-> identifier links; ``out`` gets (rk, comp).
 
     Each round an identifier takes the smallest label of its records, then each
     record the smallest label of its identifiers, then jumps to its label's label.
     A label whose identifiers all carry that single label is a finished component:
     its records move to ``lp_done`` and leave the working set, so rounds shrink.
+    A component's label is its smallest ``rk`` whatever the order of the rounds.
+
+    Two shortcuts keep the rounds small: an identifier on a single record joins
+    nothing, so it never enters the working set (a record with no other link is its
+    own component at once); and the per-identifier labels that decide which
+    components are finished are the ones the next round starts from.
     """
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE lp_m AS SELECT rk, iid FROM {links};
-        CREATE OR REPLACE TEMP TABLE lp_label AS SELECT DISTINCT rk, rk AS label FROM lp_m;
-        CREATE OR REPLACE TEMP TABLE lp_done (rk BIGINT, label BIGINT);
+        CREATE OR REPLACE TEMP TABLE lp_all AS SELECT rk, iid FROM {links};
+        CREATE OR REPLACE TEMP TABLE lp_m AS
+            SELECT rk, iid FROM lp_all
+            SEMI JOIN (SELECT iid FROM lp_all GROUP BY iid HAVING count(*) > 1) USING (iid);
+        CREATE OR REPLACE TEMP TABLE lp_done AS
+            SELECT DISTINCT rk, rk AS label FROM lp_all ANTI JOIN lp_m USING (rk);
+        -- the first round's labels are the records' own numbers
+        CREATE OR REPLACE TEMP TABLE lp_il AS SELECT iid, min(rk) AS label FROM lp_m GROUP BY iid;
     """)
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007 - the count is the result
         con.execute("""
-            CREATE OR REPLACE TEMP TABLE lp_il AS
-                SELECT m.iid, min(l.label) AS label FROM lp_m m JOIN lp_label l USING (rk) GROUP BY m.iid;
             CREATE OR REPLACE TEMP TABLE lp_step AS
                 SELECT m.rk, min(il.label) AS label FROM lp_m m JOIN lp_il il USING (iid) GROUP BY m.rk;
             CREATE OR REPLACE TEMP TABLE lp_next AS
                 SELECT a.rk, least(a.label, coalesce(b.label, a.label)) AS label
                 FROM lp_step a LEFT JOIN lp_step b ON b.rk = a.label;
+            CREATE OR REPLACE TEMP TABLE lp_mn AS
+                SELECT m.rk, m.iid, n.label FROM lp_m m JOIN lp_next n USING (rk);
+            CREATE OR REPLACE TEMP TABLE lp_il AS
+                SELECT iid, min(label) AS label, min(label) <> max(label) AS open FROM lp_mn GROUP BY iid;
             CREATE OR REPLACE TEMP TABLE lp_open AS
-                SELECT DISTINCT n.label FROM lp_m m JOIN lp_next n USING (rk)
-                JOIN (SELECT m.iid FROM lp_m m JOIN lp_next n USING (rk)
-                      GROUP BY m.iid HAVING min(n.label) <> max(n.label)) u USING (iid);
+                SELECT DISTINCT label FROM lp_mn SEMI JOIN (SELECT iid FROM lp_il WHERE open) USING (iid);
         """)
         # A label whose every identifier already carries that one label is a closed,
         # complete component: set its records aside so later rounds touch only the rest.
         con.execute("""
-            INSERT INTO lp_done SELECT * FROM lp_next ANTI JOIN lp_open USING (label);
-            CREATE OR REPLACE TEMP TABLE lp_label AS SELECT * FROM lp_next SEMI JOIN lp_open USING (label);
-            CREATE OR REPLACE TEMP TABLE lp_m AS SELECT * FROM lp_m SEMI JOIN lp_label USING (rk);
+            INSERT INTO lp_done SELECT rk, label FROM lp_next ANTI JOIN lp_open USING (label);
+            CREATE OR REPLACE TEMP TABLE lp_m AS SELECT rk, iid FROM lp_mn SEMI JOIN lp_open USING (label);
         """)
-        if con.execute("SELECT count(*) FROM lp_label").fetchall()[0][0] == 0:
+        if con.execute("SELECT count(*) FROM lp_m").fetchall()[0][0] == 0:
             break
     else:
         raise RuntimeError(f"label propagation did not converge in {max_iterations} rounds")

@@ -168,9 +168,12 @@ def number_identifiers(con: duckdb.DuckDBPyConnection) -> bool:
     replaced by a row number over the distinct identifiers (exact, but it groups the
     tokens themselves).
     """
+    # a number held by one row cannot be shared: compare tokens only where it repeats
     shared = con.execute("""
-        SELECT count(*) FROM (SELECT iid FROM id_identifiers GROUP BY iid
-                              HAVING min(kind) <> max(kind) OR min(value) <> max(value))""").fetchall()[0][0]
+        SELECT count(*) FROM (
+            SELECT iid FROM id_identifiers
+            SEMI JOIN (SELECT iid FROM id_identifiers GROUP BY iid HAVING count(*) > 1) USING (iid)
+            GROUP BY iid HAVING min(kind) <> max(kind) OR min(value) <> max(value))""").fetchall()[0][0]
     if shared:
         con.execute("""
             CREATE OR REPLACE TEMP TABLE id_identifiers AS
@@ -397,12 +400,11 @@ def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 2
 def assign_stable_ids(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig, run_id: str, now: datetime) -> dict:
     """Step 5: carry customer ids over from the previous lineage table."""
     con.execute("""
-        CREATE OR REPLACE TEMP TABLE sid_cur AS
-            SELECT r.record_type, r.record_id, r.event_at, c.comp
-            FROM id_records r JOIN id_components c USING (rk);
         CREATE OR REPLACE TEMP TABLE sid_claims AS
-            SELECT c.comp, p.customer_id AS old_id, count(*) AS n, min(c.event_at) AS first_seen
-            FROM sid_cur c JOIN identity.record_customer p USING (record_type, record_id)
+            SELECT c.comp, p.customer_id AS old_id, count(*) AS n, min(r.event_at) AS first_seen
+            FROM identity.record_customer p
+            JOIN id_records r USING (record_type, record_id)
+            JOIN id_components c USING (rk)
             WHERE p.customer_id IS NOT NULL GROUP BY c.comp, p.customer_id;
         -- an old id goes to the part holding most of its records (then the longest history)
         CREATE OR REPLACE TEMP TABLE sid_won AS

@@ -93,8 +93,11 @@ def _phone_condition(column: str, cfg: IdentityConfig) -> str:
 def _source_columns(s: Source, cfg: IdentityConfig) -> list[str]:
     """The staging columns (besides record_id) that a source contributes to the graph."""
     columns = {column for _, column in s.identifiers}
-    if any(kind == "phone" for kind, _ in s.identifiers):
-        columns |= {"phone_status", "phone_is_mobile"}
+    phones = [column for kind, column in s.identifiers if kind == "phone"]
+    if phones:
+        columns.add("phone_status")
+    if "phone_token" in phones and not cfg.match_landlines:
+        columns.add("phone_is_mobile")
     if s.gender_column and s.record_type in cfg.gender_sources:
         columns.add(s.gender_column)
     if s.name_column and s.record_type in cfg.name_sources:

@@ -6,18 +6,28 @@ links; connected components of records over those links are customers. Every
 step is a SQL statement over whole tables, so the same logic ports to Spark SQL,
 and the only Python loop is the fixed-point loop of label propagation.
 
-Steps (each a table in schema ``identity``):
+Steps:
 
-1. ``records``: every current staging record, numbered (``rk``).
-2. ``identifiers``: (rk, kind, value); names ride along as guard-only attributes.
-3. ``rejected_identifiers``: blocklisted values (placeholders) and identifiers over
-   a cardinality limit, with the reason. They link nothing.
-4. ``components``: min-label propagation with pointer jumping; components that
+1. records: every current staging record, numbered (``rk``).
+2. identifiers: (rk, kind, value), numbered (``iid``); names and genders ride along
+   as guard-only attributes.
+3. guards: blocklisted values (placeholders) and identifiers over a cardinality
+   limit are rejected, with the reason; outlying links are dropped. They link nothing.
+4. components: min-label propagation with pointer jumping; components that
    stopped changing are set aside so late iterations touch only the few that
    still move.
 5. Stable ids: ``customer_registry`` + ``customer_id_history``. The oldest id
    survives a merge; on a split the part holding most of an id's records keeps it.
 6. ``record_customer``: the lineage table of outputs.md.
+
+Steps 1-4 work on TEMP tables (``id_*``) joined on integer keys (``rk``, ``iid``):
+they are scratch state of one run, and writing them compressed into the warehouse
+file, or joining on (record_type, record_id) and 64-character tokens, cost more
+than the matching itself. What users and checks read is written once, at the end
+(``persist_tables``): ``identity.records``, ``identifiers``, ``links``,
+``rejected_identifiers`` and ``dropped_links`` (the explain view, ``scv explain``,
+erasure and the quality checks read them), beside the stable-id tables and the
+lineage table.
 """
 
 from __future__ import annotations
@@ -68,55 +78,117 @@ CREATE TABLE IF NOT EXISTS identity.record_customer (
 """
 
 
+# Identifier numbers: a 64-bit hash of (kind, value), so no step sorts, groups or
+# joins on 64-character tokens. Two identifiers sharing a number would merge
+# strangers, so ``number_identifiers`` checks every number and falls back to an
+# exact numbering when any is shared.
+IDENTIFIER_HASH = "(hash(kind, value) >> 1)::BIGINT"
+
+
 def _phone_condition(column: str, cfg: IdentityConfig) -> str:
     mobile = "" if cfg.match_landlines else " AND phone_is_mobile"
     return f"phone_status = 'ok'{mobile}" if column == "phone_token" else "TRUE"
 
 
-def build_identifiers(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: IdentityConfig) -> None:
-    """Steps 1-2: number the records and list their identifiers."""
-    records = " UNION ALL ".join(
-        f"SELECT '{s.record_type}' AS record_type, record_id, '{s.channel}' AS channel, "
-        f"{s.event_column or 'NULL'}::TIMESTAMPTZ AS event_at FROM {s.relation}"
-        for s in sources
-    )
-    con.execute(f"""
-        CREATE OR REPLACE TABLE identity.records AS
-        SELECT row_number() OVER (ORDER BY record_type, record_id) AS rk, *
-        FROM ({records})""")
+def _source_columns(s: Source, cfg: IdentityConfig) -> list[str]:
+    """The staging columns (besides record_id) that a source contributes to the graph."""
+    columns = {column for _, column in s.identifiers}
+    phones = [column for kind, column in s.identifiers if kind == "phone"]
+    if phones:
+        columns.add("phone_status")
+    if "phone_token" in phones and not cfg.match_landlines:
+        columns.add("phone_is_mobile")
+    if s.gender_column and s.record_type in cfg.gender_sources:
+        columns.add(s.gender_column)
+    if s.name_column and s.record_type in cfg.name_sources:
+        columns.add(s.name_column)
+    if s.event_column:
+        columns.add(s.event_column)
+    return sorted(columns - {"record_id"})
+
+
+def _identifier_parts(s: Source, table: str, cfg: IdentityConfig) -> list[str]:
+    """SELECTs of (rk, kind, value, links, strength) over one source's numbered copy ``table``."""
     parts = []
-    for s in sources:
-        for kind, column in s.identifiers:
-            cond = _phone_condition(column, cfg) if kind == "phone" else "TRUE"
-            strength = cfg.strength(s.record_type, kind)
-            parts.append(
-                f"SELECT '{s.record_type}' AS record_type, record_id, '{kind}' AS kind, {column}::VARCHAR AS value, "
-                f"TRUE AS links, {strength} AS strength FROM {s.relation} WHERE {column} IS NOT NULL AND {cond}"
-            )
-            if kind == "phone":  # placeholders carry a token so the audit can count them
-                parts.append(
-                    f"SELECT '{s.record_type}', record_id, 'phone', {column}, FALSE, 0 FROM {s.relation} "
-                    f"WHERE {column} IS NOT NULL AND phone_status = 'placeholder'"
-                )
-        if s.gender_column and s.record_type in cfg.gender_sources:
-            parts.append(
-                f"SELECT '{s.record_type}', record_id, 'gender', {s.gender_column}, FALSE, 0 FROM {s.relation} "
-                f"WHERE {s.gender_column} IS NOT NULL"
-            )
-        if s.name_column and s.record_type in cfg.name_sources:
-            parts.append(
-                f"SELECT '{s.record_type}', record_id, 'name', {s.name_column}, FALSE, 0 FROM {s.relation} "
-                f"WHERE {s.name_column} IS NOT NULL"
-            )
+    for kind, column in s.identifiers:
+        cond = _phone_condition(column, cfg) if kind == "phone" else "TRUE"
+        strength = cfg.strength(s.record_type, kind)
+        parts.append(f"SELECT rk, '{kind}' AS kind, {column}::VARCHAR AS value, TRUE AS links, {strength} AS strength "
+                     f"FROM {table} WHERE {column} IS NOT NULL AND {cond}")
+        if kind == "phone":  # placeholders carry a token so the audit can count them
+            parts.append(f"SELECT rk, 'phone', {column}, FALSE, 0 FROM {table} "
+                         f"WHERE {column} IS NOT NULL AND phone_status = 'placeholder'")
+    if s.gender_column and s.record_type in cfg.gender_sources:
+        parts.append(f"SELECT rk, 'gender', {s.gender_column}, FALSE, 0 FROM {table} "
+                     f"WHERE {s.gender_column} IS NOT NULL")
+    if s.name_column and s.record_type in cfg.name_sources:
+        parts.append(f"SELECT rk, 'name', {s.name_column}, FALSE, 0 FROM {table} WHERE {s.name_column} IS NOT NULL")
+    return parts
+
+
+def build_identifiers(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: IdentityConfig) -> None:
+    """Steps 1-2: number the records (``id_records``) and list their identifiers (``id_identifiers``).
+
+    ``rk`` orders records by (record_type, record_id), as the audit tables have always
+    numbered them, but is computed per source (row number within the type plus the
+    records of the types before it). Each source is read once into a numbered copy,
+    so identifiers get their record's number without a join on
+    (record_type, record_id) strings.
+    """
+    records, identifiers, offset = [], [], 0
+    ordered = sorted(sources, key=lambda s: s.record_type)
+    for i, s in enumerate(ordered):
+        table = f"id_src_{i}"
+        columns = "".join(f", {c}" for c in _source_columns(s, cfg))
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE {table} AS
+            SELECT {offset} + row_number() OVER (ORDER BY record_id) AS rk, record_id{columns}
+            FROM {s.relation}""")
+        offset += con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        records.append(f"SELECT rk, '{s.record_type}' AS record_type, record_id, '{s.channel}' AS channel, "
+                       f"{s.event_column or 'NULL'}::TIMESTAMPTZ AS event_at FROM {table}")
+        identifiers += _identifier_parts(s, table, cfg)
+    records = records or ["SELECT NULL::BIGINT AS rk, NULL::VARCHAR AS record_type, NULL::VARCHAR AS record_id, "
+                          "NULL::VARCHAR AS channel, NULL::TIMESTAMPTZ AS event_at WHERE FALSE"]
+    identifiers = identifiers or ["SELECT NULL::BIGINT AS rk, NULL::VARCHAR AS kind, NULL::VARCHAR AS value, "
+                                  "NULL::BOOLEAN AS links, NULL::INTEGER AS strength WHERE FALSE"]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE id_records AS {' UNION ALL '.join(records)}")
     con.execute(f"""
-        CREATE OR REPLACE TABLE identity.identifiers AS
-        SELECT DISTINCT r.rk, i.kind, i.value, i.links, i.strength
-        FROM ({' UNION ALL '.join(parts)}) i
-        JOIN identity.records r USING (record_type, record_id)""")
+        CREATE OR REPLACE TEMP TABLE id_identifiers AS
+        SELECT rk, kind, value, links, strength, {IDENTIFIER_HASH} AS iid
+        FROM (SELECT DISTINCT * FROM ({' UNION ALL '.join(identifiers)}))""")
+    for i in range(len(ordered)):
+        con.execute(f"DROP TABLE id_src_{i}")
+    number_identifiers(con)
+
+
+def number_identifiers(con: duckdb.DuckDBPyConnection) -> bool:
+    """Make ``id_identifiers.iid`` exact; returns False when the hash had to be replaced.
+
+    Every later join and grouping uses (kind, iid) in place of the token. A hash
+    shared by two identifiers would tie their records together, so each number is
+    checked against the (kind, value) it stands for; if any is shared, all are
+    replaced by a row number over the distinct identifiers (exact, but it groups the
+    tokens themselves).
+    """
+    # a number held by one row cannot be shared: compare tokens only where it repeats
+    shared = con.execute("""
+        SELECT count(*) FROM (
+            SELECT iid FROM id_identifiers
+            SEMI JOIN (SELECT iid FROM id_identifiers GROUP BY iid HAVING count(*) > 1) USING (iid)
+            GROUP BY iid HAVING min(kind) <> max(kind) OR min(value) <> max(value))""").fetchall()[0][0]
+    if shared:
+        con.execute("""
+            CREATE OR REPLACE TEMP TABLE id_identifiers AS
+            SELECT i.rk, i.kind, i.value, i.links, i.strength, n.iid
+            FROM id_identifiers i
+            JOIN (SELECT kind, value, row_number() OVER () AS iid FROM id_identifiers GROUP BY kind, value) n
+              USING (kind, value)""")
+    return shared == 0
 
 
 def apply_guards(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
-    """Step 3: blocklist and cardinality limits -> ``rejected_identifiers``, ``dropped_links``, ``links``.
+    """Step 3: blocklist and cardinality limits -> ``id_rejected``, ``id_dropped``, ``id_links``.
 
     For each identifier and each kind it has a limit on (a phone may sit beside at
     most one unionid, two member cards, one member name...), count the distinct
@@ -133,6 +205,9 @@ def apply_guards(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
     * no value dominates (a store's own number on fifty member cards, a family
       phone with two unionids): the identifier is shared and links nothing.
       Audited in ``identity.rejected_identifiers``.
+
+    Co-occurrences are counted on (kind, iid); the tokens themselves are looked up
+    only for the few identifiers over a limit (to break ties in a stable order).
     """
     limit_rows = [(k, o, n) for k, others in cfg.limits.items() for o, n in others.items()]
     values = ", ".join(f"('{k}', '{o}', {n})" for k, o, n in limit_rows) or "(NULL, NULL, NULL)"
@@ -140,60 +215,71 @@ def apply_guards(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
         CREATE OR REPLACE TEMP TABLE g_lim(kind VARCHAR, other_kind VARCHAR, max_distinct INT);
         INSERT INTO g_lim VALUES {values};
         CREATE OR REPLACE TEMP TABLE g_cooc AS
-            SELECT a.kind, a.value, b.kind AS other_kind, b.value AS other_value, l.max_distinct,
+            SELECT a.kind, a.iid, b.kind AS other_kind, b.iid AS other_iid, l.max_distinct,
                    count(DISTINCT a.rk) AS support
-            FROM identity.identifiers a
-            JOIN identity.identifiers b ON a.rk = b.rk AND a.kind <> b.kind
+            FROM (SELECT * FROM id_identifiers WHERE links AND kind IN (SELECT kind FROM g_lim)) a
+            JOIN (SELECT * FROM id_identifiers WHERE kind IN (SELECT other_kind FROM g_lim)) b
+              ON a.rk = b.rk AND a.kind <> b.kind
             JOIN g_lim l ON l.kind = a.kind AND l.other_kind = b.kind
-            WHERE a.links
             GROUP BY ALL;
+        -- identifiers over a limit, with their co-occurring values ranked (ties: by token)
         CREATE OR REPLACE TEMP TABLE g_ranked AS
-            SELECT *, row_number() OVER (PARTITION BY kind, value, other_kind
-                                         ORDER BY support DESC, other_value) AS rank_in_kind,
-                      count(*) OVER (PARTITION BY kind, value, other_kind) AS n_distinct
-            FROM g_cooc;
+            WITH over AS (
+                SELECT kind, iid, other_kind, count(*) AS n_distinct FROM g_cooc
+                GROUP BY ALL HAVING count(*) > any_value(max_distinct)),
+            tokens AS (
+                SELECT DISTINCT kind AS other_kind, iid AS other_iid, value AS other_value FROM id_identifiers
+                SEMI JOIN (SELECT other_kind AS kind, other_iid AS iid FROM g_cooc SEMI JOIN over
+                           USING (kind, iid, other_kind)) USING (kind, iid))
+            SELECT c.*, t.other_value, o.n_distinct,
+                   row_number() OVER (PARTITION BY c.kind, c.iid, c.other_kind
+                                      ORDER BY c.support DESC, t.other_value) AS rank_in_kind
+            FROM g_cooc c JOIN over o USING (kind, iid, other_kind) JOIN tokens t USING (other_kind, other_iid);
         CREATE OR REPLACE TEMP TABLE g_over AS
-            SELECT kind, value, other_kind, any_value(max_distinct) AS max_distinct, any_value(n_distinct) AS n,
+            SELECT kind, iid, other_kind, any_value(max_distinct) AS max_distinct, any_value(n_distinct) AS n,
                    sum(support) AS total, sum(support) FILTER (rank_in_kind <= max_distinct) AS top,
                    max(support) AS top1
-            FROM g_ranked WHERE n_distinct > max_distinct GROUP BY ALL;
+            FROM g_ranked GROUP BY ALL;
         CREATE OR REPLACE TEMP TABLE g_shared AS
-            SELECT kind, value, string_agg(n || ' distinct ' || other_kind || ' (limit ' || max_distinct || ')', '; '
-                                           ORDER BY other_kind) AS detail
+            SELECT kind, iid, string_agg(n || ' distinct ' || other_kind || ' (limit ' || max_distinct || ')', '; '
+                                         ORDER BY other_kind) AS detail
             FROM g_over WHERE NOT (top1 >= 2 AND top >= {cfg.dominance} * total) GROUP BY ALL;
     """)
     con.execute("""
-        CREATE OR REPLACE TABLE identity.rejected_identifiers AS
-        SELECT kind, value, 'placeholder or blocklisted number' AS reason, count(*) AS records, NULL::VARCHAR AS detail
-        FROM identity.identifiers WHERE kind = 'phone' AND NOT links GROUP BY ALL
+        CREATE OR REPLACE TEMP TABLE id_rejected AS
+        SELECT kind, iid, any_value(value) AS value, 'placeholder or blocklisted number' AS reason,
+               count(*) AS records, NULL::VARCHAR AS detail
+        FROM id_identifiers WHERE kind = 'phone' AND NOT links GROUP BY kind, iid
         UNION ALL
-        SELECT s.kind, s.value, 'shared identifier over cardinality limit',
-               (SELECT count(DISTINCT rk) FROM identity.identifiers i WHERE i.kind = s.kind AND i.value = s.value),
-               s.detail
-        FROM g_shared s""")
+        SELECT s.kind, s.iid, any_value(i.value), 'shared identifier over cardinality limit',
+               count(DISTINCT i.rk), any_value(s.detail)
+        FROM g_shared s JOIN id_identifiers i USING (kind, iid) GROUP BY s.kind, s.iid""")
     con.execute("""
-        CREATE OR REPLACE TABLE identity.dropped_links AS
+        CREATE OR REPLACE TEMP TABLE id_dropped AS
         WITH outliers AS (
-            SELECT r.kind, r.value, r.other_kind, r.other_value
-            FROM g_ranked r JOIN g_over o USING (kind, value, other_kind)
-            ANTI JOIN g_shared s USING (kind, value)
+            SELECT r.kind, r.iid, r.other_kind, r.other_iid
+            FROM g_ranked r ANTI JOIN g_shared s USING (kind, iid)
             WHERE r.rank_in_kind > r.max_distinct OR r.support = 1),
-        records AS (
-            SELECT a.rk, o.*, a.strength AS own_strength, b.strength AS other_strength, b.links AS other_links
+        evidence AS (
+            SELECT a.rk, o.*, a.value, b.value AS other_value, a.strength AS own_strength,
+                   b.strength AS other_strength, b.links AS other_links
             FROM outliers o
-            JOIN identity.identifiers a ON a.kind = o.kind AND a.value = o.value
-            JOIN identity.identifiers b ON b.rk = a.rk AND b.kind = o.other_kind AND b.value = o.other_value)
+            JOIN id_identifiers a ON a.kind = o.kind AND a.iid = o.iid
+            JOIN id_identifiers b ON b.rk = a.rk AND b.kind = o.other_kind AND b.iid = o.other_iid),
+        weakest AS (
+            SELECT *, other_links AND other_strength <= own_strength AS drop_other FROM evidence)
         SELECT DISTINCT rk,
-               CASE WHEN other_links AND other_strength <= own_strength THEN other_kind ELSE kind END AS kind,
-               CASE WHEN other_links AND other_strength <= own_strength THEN other_value ELSE value END AS value,
+               CASE WHEN drop_other THEN other_kind ELSE kind END AS kind,
+               CASE WHEN drop_other THEN other_iid ELSE iid END AS iid,
+               CASE WHEN drop_other THEN other_value ELSE value END AS value,
                'outlying ' || other_kind || ' beside ' || kind || ' over its limit' AS reason
-        FROM records""")
+        FROM weakest""")
     con.execute("""
-        CREATE OR REPLACE TABLE identity.links AS
-        SELECT i.rk, dense_rank() OVER (ORDER BY i.kind, i.value) AS iid, i.kind, i.value
-        FROM identity.identifiers i
-        ANTI JOIN identity.rejected_identifiers r USING (kind, value)
-        ANTI JOIN identity.dropped_links d USING (rk, kind, value)
+        CREATE OR REPLACE TEMP TABLE id_links AS
+        SELECT i.rk, i.iid, i.kind, i.value
+        FROM id_identifiers i
+        ANTI JOIN id_rejected r USING (kind, iid)
+        ANTI JOIN id_dropped d USING (rk, kind, iid)
         WHERE i.links""")
 
 
@@ -212,19 +298,19 @@ def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -
     kinds = [k for k in cfg.household_attributes]
     if not kinds:
         return 0
-    connected_components(con, links="(SELECT * FROM identity.links WHERE kind <> 'phone')", out="hh_anchor")
+    connected_components(con, links="(SELECT rk, iid FROM id_links WHERE kind <> 'phone')", out="hh_anchor")
     con.execute("""
         CREATE OR REPLACE TEMP TABLE hh_rec AS
-            SELECT l.rk, l.value AS phone, coalesce(a.comp, -l.rk) AS anchor
-            FROM identity.links l LEFT JOIN hh_anchor a USING (rk) WHERE l.kind = 'phone';""")
+            SELECT l.rk, l.iid AS phone, l.value AS phone_value, coalesce(a.comp, -l.rk) AS anchor
+            FROM id_links l LEFT JOIN hh_anchor a USING (rk) WHERE l.kind = 'phone';""")
     touched = 0
     for kind in kinds:
         con.execute(f"""
             -- anchors carrying one value only: an anchor that is itself inconsistent says nothing
             CREATE OR REPLACE TEMP TABLE hh_anchor_value AS
-                SELECT coalesce(a.comp, -i.rk) AS anchor, any_value(i.value) AS value
-                FROM identity.identifiers i LEFT JOIN hh_anchor a USING (rk) WHERE i.kind = '{kind}'
-                GROUP BY 1 HAVING count(DISTINCT i.value) = 1;
+                SELECT coalesce(a.comp, -i.rk) AS anchor, any_value(i.iid) AS value
+                FROM id_identifiers i LEFT JOIN hh_anchor a USING (rk) WHERE i.kind = '{kind}'
+                GROUP BY 1 HAVING count(DISTINCT i.iid) = 1;
             CREATE OR REPLACE TEMP TABLE hh_phone AS
                 SELECT r.phone, n.value, count(DISTINCT r.anchor) AS support
                 FROM (SELECT DISTINCT phone, anchor FROM hh_rec) r JOIN hh_anchor_value n USING (anchor)
@@ -235,68 +321,77 @@ def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -
                 FROM hh_phone GROUP BY phone HAVING count(*) > 1;
             CREATE OR REPLACE TEMP TABLE hh_over AS
                 SELECT * FROM hh_over o
-                WHERE NOT EXISTS (SELECT 1 FROM identity.rejected_identifiers r
-                                  WHERE r.kind = 'phone' AND r.value = o.phone);
+                WHERE NOT EXISTS (SELECT 1 FROM id_rejected r WHERE r.kind = 'phone' AND r.iid = o.phone);
         """)
         con.execute(f"""
-            INSERT INTO identity.rejected_identifiers
-            SELECT 'phone', phone, 'shared identifier: joins people with different {kind}s',
-                   (SELECT count(*) FROM hh_rec r WHERE r.phone = o.phone),
-                   o.n || ' distinct {kind}s across linked records'
-            FROM hh_over o WHERE NOT (top1 >= 2 AND top1 >= {cfg.dominance} * total)""")
+            INSERT INTO id_rejected
+            SELECT 'phone', o.phone, any_value(r.phone_value), 'shared identifier: joins people with different {kind}s',
+                   count(*), any_value(o.n) || ' distinct {kind}s across linked records'
+            FROM hh_over o JOIN hh_rec r USING (phone)
+            WHERE NOT (o.top1 >= 2 AND o.top1 >= {cfg.dominance} * o.total)
+            GROUP BY o.phone""")
         con.execute(f"""
-            INSERT INTO identity.dropped_links
-            SELECT DISTINCT r.rk, 'phone', r.phone, 'phone shared with a person of another {kind} elsewhere'
+            INSERT INTO id_dropped
+            SELECT DISTINCT r.rk, 'phone', r.phone, r.phone_value,
+                   'phone shared with a person of another {kind} elsewhere'
             FROM hh_over o JOIN hh_rec r USING (phone) JOIN hh_anchor_value n USING (anchor)
             WHERE top1 >= 2 AND top1 >= {cfg.dominance} * total AND n.value <> o.top_value
-              AND NOT EXISTS (SELECT 1 FROM identity.dropped_links d
-                              WHERE d.rk = r.rk AND d.kind = 'phone' AND d.value = r.phone)""")
+              AND NOT EXISTS (SELECT 1 FROM id_dropped d
+                              WHERE d.rk = r.rk AND d.kind = 'phone' AND d.iid = r.phone)""")
         touched += con.execute("SELECT count(*) FROM hh_over").fetchall()[0][0]
     con.execute("""
-        DELETE FROM identity.links l USING identity.rejected_identifiers r
-        WHERE l.kind = r.kind AND l.value = r.value;
-        DELETE FROM identity.links l USING identity.dropped_links d
-        WHERE l.rk = d.rk AND l.kind = d.kind AND l.value = d.value;""")
+        DELETE FROM id_links l USING id_rejected r WHERE l.kind = r.kind AND l.iid = r.iid;
+        DELETE FROM id_links l USING id_dropped d WHERE l.rk = d.rk AND l.kind = d.kind AND l.iid = d.iid;""")
     return touched
 
 
 def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 200,
                          links: str = "identity.links", out: str = "identity.components") -> int:
-    """Step 4: min-label propagation over record <-> identifier links.
+    """Step 4: min-label propagation over record <-> identifier links; ``out`` gets (rk, comp).
 
     Each round an identifier takes the smallest label of its records, then each
     record the smallest label of its identifiers, then jumps to its label's label.
     A label whose identifiers all carry that single label is a finished component:
     its records move to ``lp_done`` and leave the working set, so rounds shrink.
+    A component's label is its smallest ``rk`` whatever the order of the rounds.
+
+    Two shortcuts keep the rounds small: an identifier on a single record joins
+    nothing, so it never enters the working set (a record with no other link is its
+    own component at once); and the per-identifier labels that decide which
+    components are finished are the ones the next round starts from.
     """
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE lp_m AS SELECT rk, iid FROM {links};
-        CREATE OR REPLACE TEMP TABLE lp_label AS SELECT DISTINCT rk, rk AS label FROM lp_m;
-        CREATE OR REPLACE TEMP TABLE lp_done (rk BIGINT, label BIGINT);
+        CREATE OR REPLACE TEMP TABLE lp_all AS SELECT rk, iid FROM {links};
+        CREATE OR REPLACE TEMP TABLE lp_m AS
+            SELECT rk, iid FROM lp_all
+            SEMI JOIN (SELECT iid FROM lp_all GROUP BY iid HAVING count(*) > 1) USING (iid);
+        CREATE OR REPLACE TEMP TABLE lp_done AS
+            SELECT DISTINCT rk, rk AS label FROM lp_all ANTI JOIN lp_m USING (rk);
+        -- the first round's labels are the records' own numbers
+        CREATE OR REPLACE TEMP TABLE lp_il AS SELECT iid, min(rk) AS label FROM lp_m GROUP BY iid;
     """)
     iterations = 0
     for iterations in range(1, max_iterations + 1):  # noqa: B007 - the count is the result
         con.execute("""
-            CREATE OR REPLACE TEMP TABLE lp_il AS
-                SELECT m.iid, min(l.label) AS label FROM lp_m m JOIN lp_label l USING (rk) GROUP BY m.iid;
             CREATE OR REPLACE TEMP TABLE lp_step AS
                 SELECT m.rk, min(il.label) AS label FROM lp_m m JOIN lp_il il USING (iid) GROUP BY m.rk;
             CREATE OR REPLACE TEMP TABLE lp_next AS
                 SELECT a.rk, least(a.label, coalesce(b.label, a.label)) AS label
                 FROM lp_step a LEFT JOIN lp_step b ON b.rk = a.label;
+            CREATE OR REPLACE TEMP TABLE lp_mn AS
+                SELECT m.rk, m.iid, n.label FROM lp_m m JOIN lp_next n USING (rk);
+            CREATE OR REPLACE TEMP TABLE lp_il AS
+                SELECT iid, min(label) AS label, min(label) <> max(label) AS open FROM lp_mn GROUP BY iid;
             CREATE OR REPLACE TEMP TABLE lp_open AS
-                SELECT DISTINCT n.label FROM lp_m m JOIN lp_next n USING (rk)
-                JOIN (SELECT m.iid FROM lp_m m JOIN lp_next n USING (rk)
-                      GROUP BY m.iid HAVING min(n.label) <> max(n.label)) u USING (iid);
+                SELECT DISTINCT label FROM lp_mn SEMI JOIN (SELECT iid FROM lp_il WHERE open) USING (iid);
         """)
         # A label whose every identifier already carries that one label is a closed,
         # complete component: set its records aside so later rounds touch only the rest.
         con.execute("""
-            INSERT INTO lp_done SELECT * FROM lp_next ANTI JOIN lp_open USING (label);
-            CREATE OR REPLACE TEMP TABLE lp_label AS SELECT * FROM lp_next SEMI JOIN lp_open USING (label);
-            CREATE OR REPLACE TEMP TABLE lp_m AS SELECT * FROM lp_m SEMI JOIN lp_label USING (rk);
+            INSERT INTO lp_done SELECT rk, label FROM lp_next ANTI JOIN lp_open USING (label);
+            CREATE OR REPLACE TEMP TABLE lp_m AS SELECT rk, iid FROM lp_mn SEMI JOIN lp_open USING (label);
         """)
-        if con.execute("SELECT count(*) FROM lp_label").fetchall()[0][0] == 0:
+        if con.execute("SELECT count(*) FROM lp_m").fetchall()[0][0] == 0:
             break
     else:
         raise RuntimeError(f"label propagation did not converge in {max_iterations} rounds")
@@ -308,12 +403,11 @@ def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 2
 def assign_stable_ids(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig, run_id: str, now: datetime) -> dict:
     """Step 5: carry customer ids over from the previous lineage table."""
     con.execute("""
-        CREATE OR REPLACE TEMP TABLE sid_cur AS
-            SELECT r.record_type, r.record_id, r.event_at, c.comp
-            FROM identity.records r JOIN identity.components c USING (rk);
         CREATE OR REPLACE TEMP TABLE sid_claims AS
-            SELECT c.comp, p.customer_id AS old_id, count(*) AS n, min(c.event_at) AS first_seen
-            FROM sid_cur c JOIN identity.record_customer p USING (record_type, record_id)
+            SELECT c.comp, p.customer_id AS old_id, count(*) AS n, min(r.event_at) AS first_seen
+            FROM identity.record_customer p
+            JOIN id_records r USING (record_type, record_id)
+            JOIN id_components c USING (rk)
             WHERE p.customer_id IS NOT NULL GROUP BY c.comp, p.customer_id;
         -- an old id goes to the part holding most of its records (then the longest history)
         CREATE OR REPLACE TEMP TABLE sid_won AS
@@ -329,7 +423,7 @@ def assign_stable_ids(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig, run_i
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE sid_new AS
             SELECT comp, {base} + row_number() OVER (ORDER BY comp) AS seq
-            FROM (SELECT DISTINCT comp FROM identity.components) ANTI JOIN sid_kept USING (comp);
+            FROM (SELECT DISTINCT comp FROM id_components) ANTI JOIN sid_kept USING (comp);
         CREATE OR REPLACE TEMP TABLE sid_map AS
             SELECT comp, customer_id FROM sid_kept
             UNION ALL SELECT comp, '{prefix}' || lpad(seq::VARCHAR, 9, '0') FROM sid_new;
@@ -354,20 +448,36 @@ def assign_stable_ids(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig, run_i
 
 
 def write_lineage(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
-    """Step 6: one row per current record, with the key that tied it in."""
+    """Step 6: one row per current record, with the key that tied it in (in (record_type, record_id) order)."""
     rank = "CASE kind " + " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(cfg.priority)) + " ELSE 99 END"
     con.execute(f"""
         CREATE OR REPLACE TABLE identity.record_customer AS
-        WITH deg AS (SELECT iid, count(*) AS d FROM identity.links GROUP BY iid),
+        WITH deg AS (SELECT iid, count(*) AS d FROM id_links GROUP BY iid),
         best AS (
             SELECT l.rk, arg_min(l.kind, (CASE WHEN d.d > 1 THEN 0 ELSE 100 END) + {rank}) AS matched_by
-            FROM identity.links l JOIN deg d USING (iid) GROUP BY l.rk)
+            FROM id_links l JOIN deg d USING (iid) GROUP BY l.rk)
         SELECT r.channel, r.record_type, r.record_id, m.customer_id, b.matched_by
-        FROM identity.records r
-        LEFT JOIN identity.components c USING (rk)
+        FROM id_records r
+        LEFT JOIN id_components c USING (rk)
         LEFT JOIN sid_map m USING (comp)
         LEFT JOIN best b USING (rk)
-        ORDER BY r.record_type, r.record_id""")
+        ORDER BY r.rk""")
+
+
+def persist_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Write the graph's audit tables, read by the explain view, ``scv explain``, erasure and checks.
+
+    ``identity.components`` is no longer kept (nothing reads it); an old copy is
+    dropped so it cannot be mistaken for this run's.
+    """
+    for table, query in (
+            ("records", "SELECT rk, record_type, record_id, channel, event_at FROM id_records"),
+            ("identifiers", "SELECT rk, kind, value, links, strength FROM id_identifiers"),
+            ("links", "SELECT rk, iid, kind, value FROM id_links"),
+            ("rejected_identifiers", "SELECT kind, value, reason, records, detail FROM id_rejected"),
+            ("dropped_links", "SELECT rk, kind, value, reason FROM id_dropped")):
+        con.execute(f"CREATE OR REPLACE TABLE identity.{table} AS {query}")
+    con.execute("DROP TABLE IF EXISTS identity.components")
 
 
 EXPLAIN_VIEW = """
@@ -394,9 +504,10 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
     build_identifiers(con, sources, cfg)
     apply_guards(con, cfg)
     apply_household_guard(con, cfg)
-    iterations = connected_components(con)
+    iterations = connected_components(con, links="id_links", out="id_components")
     ids = assign_stable_ids(con, cfg, run_id, now)
     write_lineage(con, cfg)
+    persist_tables(con)
     con.execute(EXPLAIN_VIEW)
     q = con.execute("""
         SELECT (SELECT count(*) FROM identity.records),

@@ -242,3 +242,59 @@ def test_unrelated_records_never_change_existing_ids(extra):
         g.add("leads", f"x{i}", phone=f"X{p}", email=f"XE{e}")
     g.resolve()
     assert {k: g.customer(*k) for k in before} == before
+
+
+def _mixed_graph():
+    from tests.conftest import Graph
+
+    g = Graph()
+    g.add("members", "m1", phone="P1", member_card="m1", name="N1")
+    g.add("miniprogram", "mp1", phone="P1", unionid="U1")
+    g.add("followers", "f1", unionid="U1")
+    g.add("webshop_orders", "w1", email="E1")
+    g.add("members", "m2", email="E1", member_card="m2", phone="P2")
+    g.add("members", "m3", phone="P3", member_card="m3")
+    g.add("tickets", "t3", phone="P3")
+    g.add("tickets", "lone", phone="P4")
+    for i in range(5):  # a store's phone on five cards: rejected
+        g.add("members", f"s{i}", phone="STORE", member_card=f"s{i}", name=f"S{i}")
+    return g
+
+
+def test_identifier_number_collisions_fall_back_to_exact_numbers(monkeypatch):
+    # Identifiers are numbered by a 64-bit hash. Force every value of a kind onto one
+    # number: resolve must notice and give exactly what it gives without collisions.
+    import identity.graph as graph_module
+
+    def outputs(g):
+        return {t: sorted(g.con.execute(f"SELECT * FROM identity.{t}").fetchall(), key=str)
+                for t in ("record_customer", "rejected_identifiers", "dropped_links", "links")}
+
+    reference = _mixed_graph()
+    reference.resolve()
+    monkeypatch.setattr(graph_module, "IDENTIFIER_HASH", "(hash(kind) >> 1)::BIGINT")
+    colliding = _mixed_graph()
+    colliding.resolve()
+    assert len(reference.groups()) == 9
+    expected, got = outputs(reference), outputs(colliding)
+    drop_iid = {"links": lambda rows: sorted(((rk, kind, value) for rk, _, kind, value in rows), key=str)}
+    for table in expected:
+        strip = drop_iid.get(table, lambda rows: rows)
+        assert strip(got[table]) == strip(expected[table]), table
+    assert colliding.con.execute("""SELECT count(DISTINCT iid) = count(DISTINCT (kind, value))
+                                    FROM identity.links""").fetchall() == [(True,)]
+
+
+def test_number_identifiers_reports_a_collision(graph, monkeypatch):
+    import identity.graph as graph_module
+
+    graph.add("members", "a", phone="PA", member_card="a")
+    graph.add("members", "b", phone="PB", member_card="b")
+    monkeypatch.setattr(graph_module, "IDENTIFIER_HASH", "(hash(kind) >> 1)::BIGINT")
+    graph.resolve()
+    assert graph.customer("members", "a") != graph.customer("members", "b")
+    graph.con.execute("""CREATE OR REPLACE TEMP TABLE id_identifiers AS
+                         SELECT rk, kind, value, links, strength, (hash(kind) >> 1)::BIGINT AS iid
+                         FROM identity.identifiers""")
+    assert graph_module.number_identifiers(graph.con) is False
+    assert graph_module.number_identifiers(graph.con) is True  # exact numbers now

@@ -288,12 +288,15 @@ def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -
 
     The record-level limits see a family phone only when both names sit on records
     that carry the phone. Here the graph is first built without phone links; each
-    part ("anchor") gathers the names and genders its records carry through cards,
-    unionids, emails, Weibo uids. A phone whose records fall into anchors with more
-    than one distinct name, or more than one gender, is judged like any over-limit
-    identifier: one clearly dominant value keeps the phone and only the outlying
-    anchors' phone links drop; otherwise the phone is rejected. Returns how many
-    phones were touched.
+    part ("anchor") gathers the names, genders and accounts its records carry through
+    cards, unionids, emails, Weibo uids, buyer nicks. A phone whose records fall into anchors with more
+    than one distinct name, gender or platform account, is judged like any
+    over-limit identifier: one clearly dominant value keeps the phone and only the
+    outlying anchors' phone links drop; otherwise the phone is rejected. Evidence is
+    counted in records that carry the phone, not in anchors: one person reaches
+    their own phone from several unconnected parts (a card, a WeChat, a Tmall
+    account), a stranger's typo usually from one record. Returns how many phones
+    were touched.
     """
     kinds = [k for k in cfg.household_attributes]
     if not kinds:
@@ -312,8 +315,8 @@ def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -
                 FROM id_identifiers i LEFT JOIN hh_anchor a USING (rk) WHERE i.kind = '{kind}'
                 GROUP BY 1 HAVING count(DISTINCT i.iid) = 1;
             CREATE OR REPLACE TEMP TABLE hh_phone AS
-                SELECT r.phone, n.value, count(DISTINCT r.anchor) AS support
-                FROM (SELECT DISTINCT phone, anchor FROM hh_rec) r JOIN hh_anchor_value n USING (anchor)
+                SELECT r.phone, n.value, count(*) AS support
+                FROM hh_rec r JOIN hh_anchor_value n USING (anchor)
                 GROUP BY ALL;
             CREATE OR REPLACE TEMP TABLE hh_over AS
                 SELECT phone, count(*) AS n, sum(support) AS total, max(support) AS top1,

@@ -122,6 +122,21 @@ def test_household_phone_is_caught_through_two_accounts_of_one_platform(graph):
     assert reasons == [("shared identifier: joins people with different buyer_nicks",)]
 
 
+def test_stranger_typo_on_one_order_does_not_cost_the_owner_their_phone(graph):
+    # the owner's Tmall account carries the phone on three orders, a stranger's typo on one
+    for n in range(3):
+        graph.add("tmall_orders", f"own{n}", buyer_nick="owner", phone="P")
+    graph.add("members", "card", member_card="card", phone="P")
+    graph.add("tmall_orders", "typo", buyer_nick="stranger", phone="P")
+    graph.add("tmall_orders", "s2", buyer_nick="stranger")
+    graph.resolve()
+    assert graph.customer("tmall_orders", "own0") == graph.customer("members", "card")
+    assert graph.customer("tmall_orders", "typo") == graph.customer("tmall_orders", "s2")
+    assert graph.customer("tmall_orders", "typo") != graph.customer("members", "card")
+    assert graph.con.execute("SELECT reason FROM identity.dropped_links WHERE value = 'P'").fetchall() == [
+        ("phone shared with a person of another buyer_nick elsewhere",)]
+
+
 def test_one_person_with_two_emails_keeps_the_phone(graph):
     # email is not one-per-person: two addresses behind one phone are still one customer
     graph.add("webshop_orders", "w1", email="E1")

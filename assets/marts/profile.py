@@ -272,25 +272,10 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
              WHEN value_spent_cny > 0 AND value_rank <= round({cfg.b_share} * customers_total) THEN 'B'
              ELSE 'C' END AS value_class
     FROM ranked, customers""")
-    # Step 4: the profile, one row per customer, joining the per-customer pieces.
+    # Step 4: the analytics, one row per customer, joining the narrow per-customer pieces.
     con.execute(f"""
-    CREATE OR REPLACE TABLE mart.customer_profile AS
-    WITH g AS (
-        SELECT customer_id,
-            max(token) FILTER (attribute = 'phone') AS phone_token,
-            max(display) FILTER (attribute = 'phone') AS phone_masked,
-            max(ciphertext) FILTER (attribute = 'phone') AS phone_enc,
-            max(ciphertext) FILTER (attribute = 'name') AS name_enc,
-            max(ciphertext) FILTER (attribute = 'email') AS email_enc,
-            max(display) FILTER (attribute = 'email') AS email_masked,
-            max(ciphertext) FILTER (attribute = 'birthday') AS birthday_enc,
-            max(display) FILTER (attribute = 'birthday')::TINYINT AS birth_month,
-            max(ciphertext) FILTER (attribute = 'address') AS address_enc,
-            max(display) FILTER (attribute = 'gender') AS gender,
-            split_part(max(display) FILTER (attribute = 'place'), '|', 1) AS province,
-            nullif(split_part(max(display) FILTER (attribute = 'place'), '|', 2), '') AS city
-        FROM mart.golden_attributes GROUP BY customer_id),
-    base AS (
+    CREATE OR REPLACE TEMP TABLE customer_analytics AS
+    WITH base AS (
         SELECT customer_id, list(channel ORDER BY channel) AS channels, sum(n)::BIGINT AS source_records,
                min(first_at) AS first_seen_at, max(last_at) AS last_seen_at, max(loaded_at) AS updated_at
         FROM customer_channel GROUP BY customer_id),
@@ -353,9 +338,7 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
         GROUP BY rc.customer_id''' if interactions else
         "SELECT NULL::VARCHAR customer_id, 0 advocacy WHERE FALSE"}),
     joined AS (
-        SELECT b.customer_id, g.phone_masked, g.phone_token, g.phone_enc, g.name_enc, g.email_enc, g.email_masked,
-               g.birthday_enc, g.address_enc, g.gender, g.birth_month, g.province, g.city,
-               b.channels, wx.wechat_unionid_token, wx.wechat_subscribed,
+        SELECT b.customer_id, b.channels, wx.wechat_unionid_token, wx.wechat_subscribed,
                coalesce(r.weibo_uid_user, wb.weibo_uid_any) AS weibo_uid, r.member_card_count,
                p.preferred_channel, coalesce(c.marketing_consent, FALSE) AS marketing_consent,
                b.first_seen_at, b.last_seen_at,
@@ -372,7 +355,7 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
                v.satisfaction_gap, v.csat, v.nps_latest, coalesce(a.advocacy, 0) AS advocacy,
                sc.r_score, sc.f_score, sc.m_score, coalesce(sc.value_class, 'C') AS value_class,
                b.source_records, b.updated_at
-        FROM base b LEFT JOIN g USING (customer_id) LEFT JOIN pref p USING (customer_id)
+        FROM base b LEFT JOIN pref p USING (customer_id)
         LEFT JOIN reach r USING (customer_id) LEFT JOIN wx USING (customer_id) LEFT JOIN wb USING (customer_id)
         LEFT JOIN consent c USING (customer_id) LEFT JOIN customer_orders o USING (customer_id)
         LEFT JOIN customer_scores sc USING (customer_id)
@@ -389,13 +372,10 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
                        AND (coalesce(nps_latest >= 9, FALSE) OR advocacy > 0))) THEN 'loyal'
                  ELSE 'active' END AS lifecycle_stage
         FROM joined)
-    SELECT customer_id, phone_masked, phone_token, phone_enc, name_enc, email_enc, email_masked, birthday_enc,
-           address_enc, gender, birth_month, province, city,
-           channels, wechat_unionid_token, wechat_subscribed, weibo_uid, member_card_count, preferred_channel,
-           marketing_consent,
+    SELECT customer_id, channels, wechat_unionid_token, wechat_subscribed, weibo_uid, member_card_count,
+           preferred_channel, marketing_consent,
            first_seen_at, last_seen_at, orders_count, total_spent_cny, value_spent_cny, avg_order_value_cny,
-           first_order_at,
-           last_order_at, recency_days, r_score, f_score, m_score,
+           first_order_at, last_order_at, recency_days, r_score, f_score, m_score,
            CASE WHEN r_score IS NULL THEN NULL
                 WHEN r_score >= 4 AND f_score >= 4 AND m_score >= 4 THEN 'champions'
                 WHEN r_score >= 3 AND f_score >= 3 THEN 'loyal_customers'
@@ -417,7 +397,31 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
              OR coalesce(oldest_open_complaint_days > {cfg.alert_open_days}, FALSE)
              AS churn_alert,
            source_records, updated_at, {as_of} AS snapshot_date
-    FROM staged
+    FROM staged""")
+    # Step 5: the profile: the golden attributes side by side, then the analytics. The wide
+    # columns (ciphertext, tokens) are joined and sorted once, with no other operator live.
+    con.execute("""
+    CREATE OR REPLACE TABLE mart.customer_profile AS
+    WITH g AS (
+        SELECT customer_id,
+            max(token) FILTER (attribute = 'phone') AS phone_token,
+            max(display) FILTER (attribute = 'phone') AS phone_masked,
+            max(ciphertext) FILTER (attribute = 'phone') AS phone_enc,
+            max(ciphertext) FILTER (attribute = 'name') AS name_enc,
+            max(ciphertext) FILTER (attribute = 'email') AS email_enc,
+            max(display) FILTER (attribute = 'email') AS email_masked,
+            max(ciphertext) FILTER (attribute = 'birthday') AS birthday_enc,
+            max(display) FILTER (attribute = 'birthday')::TINYINT AS birth_month,
+            max(ciphertext) FILTER (attribute = 'address') AS address_enc,
+            max(display) FILTER (attribute = 'gender') AS gender,
+            split_part(max(display) FILTER (attribute = 'place'), '|', 1) AS province,
+            nullif(split_part(max(display) FILTER (attribute = 'place'), '|', 2), '') AS city
+        FROM mart.golden_attributes GROUP BY customer_id)
+    SELECT a.customer_id, g.phone_masked, g.phone_token, g.phone_enc, g.name_enc, g.email_enc, g.email_masked,
+           g.birthday_enc, g.address_enc, g.gender, g.birth_month, g.province, g.city,
+           a.* EXCLUDE (customer_id)
+    FROM customer_analytics a LEFT JOIN g USING (customer_id)
     ORDER BY customer_id
     """)
-    con.execute("DROP TABLE customer_channel; DROP TABLE customer_orders; DROP TABLE customer_scores")
+    con.execute("DROP TABLE customer_channel; DROP TABLE customer_orders; DROP TABLE customer_scores; "
+                "DROP TABLE customer_analytics")

@@ -210,9 +210,10 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
     """Rebuild ``mart.customer_profile`` (and ``mart.golden_attributes``) from staging + identity.
 
     Built in steps through temporary tables (activity per customer and channel, orders per
-    buyer, scores per buyer, then the profile) so that few large operators are live at once
-    and the rank windows sort narrow rows, never the wide profile: at 10M landing rows the
-    four ranks over the wide rows took most of the mart's time and memory.
+    buyer, scores per buyer, the narrow analytics per customer, then the wide profile) so
+    that few large operators are live at once and the rank windows sort narrow rows, never
+    the wide profile: at 10M landing rows the four ranks over the wide rows took most of the
+    mart's time and memory.
     """
     con.execute("CREATE SCHEMA IF NOT EXISTS mart")
     con.execute("""CREATE OR REPLACE TEMP TABLE rc AS
@@ -255,8 +256,9 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
     # Step 3: RFM scores and ABC class, ranked on a narrow table (buyers and four measures)
     # rather than on the wide profile: the sorts then move a few bytes per customer.
     # quintile = 1 + floor(5 x buyers strictly worse / buyers): rank() gives ties the same score.
-    # Non-buyers have no RFM score and are always C; a buyer's spend rank among buyers is its
-    # rank among all customers, since every non-buyer spent 0.
+    # Non-buyers have no RFM score and are always C. Only spend above 0 can make A or B, and
+    # everyone ahead of such a buyer is a buyer too, so its rank among buyers is its rank
+    # among all customers.
     con.execute(f"""
     CREATE OR REPLACE TEMP TABLE customer_scores AS
     WITH customers AS (SELECT count(DISTINCT customer_id) AS customers_total FROM customer_channel),
@@ -399,7 +401,7 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
            source_records, updated_at, {as_of} AS snapshot_date
     FROM staged""")
     # Step 5: the profile: the golden attributes side by side, then the analytics. The wide
-    # columns (ciphertext, tokens) are joined and sorted once, with no other operator live.
+    # columns (ciphertext, tokens) are joined and sorted in a statement of their own.
     con.execute("""
     CREATE OR REPLACE TABLE mart.customer_profile AS
     WITH g AS (

@@ -129,18 +129,39 @@ def _golden_sql(present: set[str]) -> str:
 
 
 def build_golden(con: duckdb.DuckDBPyConnection, present: set[str]) -> None:
-    """``mart.golden_attributes``: each chosen value with the record it came from (provenance)."""
-    con.execute(f"""
+    """``mart.golden_attributes``: each chosen value with the record it came from (provenance).
+
+    The winner per customer and attribute is the candidate first by trust, then recency
+    (newest dated record), then frequency (how many of the customer's records carry the
+    same value), then record id. It is found with two hash aggregations over narrow keys,
+    not two window sorts over every wide candidate row (10.7M at 10M landing rows): the
+    first counts each distinct value and keeps its best record; the second keeps the best
+    value. Within one value the count is the same for every record, so the best record of
+    the winning value is the winning record. The wide columns (ciphertext...) are fetched
+    only for the winners, by the candidate's ``rowid``.
+
+    Sort keys are compared field by field: a missing date sorts after every date
+    (``undated``), and negated epoch microseconds put the newest first.
+    """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE golden_candidates AS {_golden_sql(present)}")
+    con.execute("""
         CREATE OR REPLACE TABLE mart.golden_attributes AS
-        WITH cand AS ({_golden_sql(present)}),
-        freq AS (SELECT *, count(*) OVER (PARTITION BY customer_id, attribute, coalesce(token, ciphertext, display))
-                 AS n FROM cand)
-        SELECT customer_id, attribute, token, ciphertext, display, source_record_type, source_record_id, observed_at,
-               'trust=' || trust_rank || ', recency, frequency' AS rule
-        FROM freq
-        QUALIFY row_number() OVER (PARTITION BY customer_id, attribute
-                                   ORDER BY trust_rank, observed_at DESC NULLS LAST, n DESC, source_record_id) = 1
+        WITH per_value AS (
+            SELECT customer_id, attribute, count(*) AS n,
+                   min({'trust_rank': trust_rank, 'undated': observed_at IS NULL,
+                        'newest_first': coalesce(-epoch_us(observed_at), 0), 'record_id': source_record_id,
+                        'row': rowid}) AS best
+            FROM golden_candidates
+            GROUP BY customer_id, attribute, coalesce(token, ciphertext, display)),
+        chosen AS (
+            SELECT arg_min(best.row, (best.trust_rank, best.undated, best.newest_first, -n, best.record_id)) AS row
+            FROM per_value
+            GROUP BY customer_id, attribute)
+        SELECT c.customer_id, c.attribute, c.token, c.ciphertext, c.display, c.source_record_type,
+               c.source_record_id, c.observed_at, 'trust=' || c.trust_rank || ', recency, frequency' AS rule
+        FROM chosen JOIN golden_candidates c ON c.rowid = chosen.row
     """)
+    con.execute("DROP TABLE golden_candidates")
 
 
 def _orders_sql(present: set[str]) -> str:
@@ -186,7 +207,14 @@ def _activity_sql(present: set[str]) -> str:
 
 
 def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartConfig) -> None:
-    """Rebuild ``mart.customer_profile`` (and ``mart.golden_attributes``) from staging + identity."""
+    """Rebuild ``mart.customer_profile`` (and ``mart.golden_attributes``) from staging + identity.
+
+    Built in steps through temporary tables (activity per customer and channel, orders per
+    buyer, scores per buyer, the narrow analytics per customer, then the wide profile) so
+    that few large operators are live at once and the rank windows sort narrow rows, never
+    the wide profile: at 10M landing rows the four ranks over the wide rows took most of the
+    mart's time and memory.
+    """
     con.execute("CREATE SCHEMA IF NOT EXISTS mart")
     con.execute("""CREATE OR REPLACE TEMP TABLE rc AS
                    SELECT * FROM identity.record_customer WHERE customer_id IS NOT NULL""")
@@ -203,35 +231,58 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
     tickets = "tickets" in present
     surveys = "surveys" in present
     interactions = "interactions" in present
+    # Step 1: every record's event, counted once per customer and channel. The customer's
+    # reach (channels, first/last seen) and preferred channel both read this small table.
     con.execute(f"""
-    CREATE OR REPLACE TABLE mart.customer_profile AS
-    WITH g AS (
-        SELECT customer_id,
-            max(token) FILTER (attribute = 'phone') AS phone_token,
-            max(display) FILTER (attribute = 'phone') AS phone_masked,
-            max(ciphertext) FILTER (attribute = 'phone') AS phone_enc,
-            max(ciphertext) FILTER (attribute = 'name') AS name_enc,
-            max(ciphertext) FILTER (attribute = 'email') AS email_enc,
-            max(display) FILTER (attribute = 'email') AS email_masked,
-            max(ciphertext) FILTER (attribute = 'birthday') AS birthday_enc,
-            max(display) FILTER (attribute = 'birthday')::TINYINT AS birth_month,
-            max(ciphertext) FILTER (attribute = 'address') AS address_enc,
-            max(display) FILTER (attribute = 'gender') AS gender,
-            split_part(max(display) FILTER (attribute = 'place'), '|', 1) AS province,
-            nullif(split_part(max(display) FILTER (attribute = 'place'), '|', 2), '') AS city
-        FROM mart.golden_attributes GROUP BY customer_id),
-    act AS (SELECT * FROM ({_activity_sql(present)})),
-    base AS (
-        SELECT customer_id, list(DISTINCT channel ORDER BY channel) AS channels, count(*) AS source_records,
-               min(ts) AS first_seen_at, max(ts) AS last_seen_at, max(loaded_at) AS updated_at
-        FROM act GROUP BY customer_id),
+    CREATE OR REPLACE TEMP TABLE customer_channel AS
+    SELECT customer_id, channel, count(*) AS n,
+           count(*) FILTER ({local_date('ts')} > {as_of} - INTERVAL {cfg.preferred_window_days} DAY) AS recent,
+           min(ts) AS first_at, max(ts) AS last_at, max(loaded_at) AS loaded_at
+    FROM ({_activity_sql(present)})
+    GROUP BY customer_id, channel""")
+    # Step 2: paid orders up to as_of, one row per buyer. Only customers with an activity row get
+    # a profile, so only they count as buyers in the ranks below.
+    con.execute(f"""
+    CREATE OR REPLACE TEMP TABLE customer_orders AS
+    WITH orders AS (SELECT * FROM ({_orders_sql(present)}) o(customer_id, channel, ts, amount_cny)
+                    WHERE {local_date('ts')} <= {as_of})
+    SELECT customer_id, count(*) AS orders_count, round(sum(amount_cny), 2) AS total_spent_cny,
+           coalesce(round(sum(amount_cny) FILTER ({in_window}), 2), 0) AS value_spent_cny,
+           min(ts) AS first_order_at, max(ts) AS last_order_at,
+           date_diff('day', {local_date('max(ts)')}, {as_of}) AS recency_days
+    FROM orders
+    WHERE customer_id IN (SELECT customer_id FROM customer_channel)
+    GROUP BY customer_id""")
+    # Step 3: RFM scores and ABC class, ranked on a narrow table (buyers and four measures)
+    # rather than on the wide profile: the sorts then move a few bytes per customer.
+    # quintile = 1 + floor(5 x buyers strictly worse / buyers): rank() gives ties the same score.
+    # Non-buyers have no RFM score and are always C. Only spend above 0 can make A or B, and
+    # everyone ahead of such a buyer is a buyer too, so its rank among buyers is its rank
+    # among all customers.
+    con.execute(f"""
+    CREATE OR REPLACE TEMP TABLE customer_scores AS
+    WITH customers AS (SELECT count(DISTINCT customer_id) AS customers_total FROM customer_channel),
+    ranked AS (
+        SELECT customer_id, value_spent_cny,
+            1 + 5 * (rank() OVER (ORDER BY recency_days DESC) - 1) // count(*) OVER () AS r_score,
+            1 + 5 * (rank() OVER (ORDER BY orders_count) - 1) // count(*) OVER () AS f_score,
+            1 + 5 * (rank() OVER (ORDER BY total_spent_cny) - 1) // count(*) OVER () AS m_score,
+            rank() OVER (ORDER BY value_spent_cny DESC) AS value_rank
+        FROM customer_orders)
+    SELECT customer_id, r_score, f_score, m_score,
+        CASE WHEN value_spent_cny > 0 AND value_rank <= greatest(1, round({cfg.a_share} * customers_total)) THEN 'A'
+             WHEN value_spent_cny > 0 AND value_rank <= round({cfg.b_share} * customers_total) THEN 'B'
+             ELSE 'C' END AS value_class
+    FROM ranked, customers""")
+    # Step 4: the analytics, one row per customer, joining the narrow per-customer pieces.
+    con.execute(f"""
+    CREATE OR REPLACE TEMP TABLE customer_analytics AS
+    WITH base AS (
+        SELECT customer_id, list(channel ORDER BY channel) AS channels, sum(n)::BIGINT AS source_records,
+               min(first_at) AS first_seen_at, max(last_at) AS last_seen_at, max(loaded_at) AS updated_at
+        FROM customer_channel GROUP BY customer_id),
     pref AS (
-        SELECT customer_id, channel AS preferred_channel FROM (
-            SELECT customer_id, channel,
-                   count(*) FILTER ({local_date('ts')} > {as_of} - INTERVAL {cfg.preferred_window_days} DAY)
-                       AS recent,
-                   count(*) AS n, max(ts) AS last_at
-            FROM act GROUP BY ALL)
+        SELECT customer_id, channel AS preferred_channel FROM customer_channel
         QUALIFY row_number() OVER (PARTITION BY customer_id
                                    ORDER BY recent DESC, n DESC, last_at DESC NULLS LAST, channel) = 1),
     reach AS (
@@ -260,13 +311,6 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
     consent AS (
         SELECT customer_id, arg_max(opt_in, (ts, delivery_seq)) AS marketing_consent
         FROM ({_consent_sql(present)}) GROUP BY customer_id),
-    orders AS (SELECT * FROM ({_orders_sql(present)}) o(customer_id, channel, ts, amount_cny)
-               WHERE {local_date('ts')} <= {as_of}),
-    ord AS (
-        SELECT customer_id, count(*) AS orders_count, round(sum(amount_cny), 2) AS total_spent_cny,
-               coalesce(round(sum(amount_cny) FILTER ({in_window}), 2), 0) AS value_spent_cny,
-               min(ts) AS first_order_at, max(ts) AS last_order_at
-        FROM orders GROUP BY customer_id),
     svc AS (
         {f'''SELECT rc.customer_id, count(*) AS tickets_count,
                count(*) FILTER (category = 'complaint') AS complaints_count,
@@ -296,9 +340,7 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
         GROUP BY rc.customer_id''' if interactions else
         "SELECT NULL::VARCHAR customer_id, 0 advocacy WHERE FALSE"}),
     joined AS (
-        SELECT b.customer_id, g.phone_masked, g.phone_token, g.phone_enc, g.name_enc, g.email_enc, g.email_masked,
-               g.birthday_enc, g.address_enc, g.gender, g.birth_month, g.province, g.city,
-               b.channels, wx.wechat_unionid_token, wx.wechat_subscribed,
+        SELECT b.customer_id, b.channels, wx.wechat_unionid_token, wx.wechat_subscribed,
                coalesce(r.weibo_uid_user, wb.weibo_uid_any) AS weibo_uid, r.member_card_count,
                p.preferred_channel, coalesce(c.marketing_consent, FALSE) AS marketing_consent,
                b.first_seen_at, b.last_seen_at,
@@ -306,35 +348,22 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
                coalesce(o.value_spent_cny, 0) AS value_spent_cny,
                round(o.total_spent_cny / o.orders_count, 2) AS avg_order_value_cny,
                o.first_order_at, o.last_order_at,
-               date_diff('day', {local_date('o.last_order_at')}, {as_of}) AS recency_days,
+               o.recency_days,
                date_diff('day', {local_date('o.first_order_at')}, {as_of}) AS tenure_days,
                date_diff('day', {local_date('o.first_order_at')}, {local_date('o.last_order_at')}) AS order_span_days,
                coalesce(s.tickets_count, 0) AS tickets_count, coalesce(s.complaints_count, 0) AS complaints_count,
                coalesce(s.open_complaints, 0) AS open_complaints, s.last_complaint_at,
                date_diff('day', {local_date('s.oldest_open_complaint_at')}, {as_of}) AS oldest_open_complaint_days,
                v.satisfaction_gap, v.csat, v.nps_latest, coalesce(a.advocacy, 0) AS advocacy,
+               sc.r_score, sc.f_score, sc.m_score, coalesce(sc.value_class, 'C') AS value_class,
                b.source_records, b.updated_at
-        FROM base b LEFT JOIN g USING (customer_id) LEFT JOIN pref p USING (customer_id)
+        FROM base b LEFT JOIN pref p USING (customer_id)
         LEFT JOIN reach r USING (customer_id) LEFT JOIN wx USING (customer_id) LEFT JOIN wb USING (customer_id)
-        LEFT JOIN consent c USING (customer_id) LEFT JOIN ord o USING (customer_id)
+        LEFT JOIN consent c USING (customer_id) LEFT JOIN customer_orders o USING (customer_id)
+        LEFT JOIN customer_scores sc USING (customer_id)
         LEFT JOIN svc s USING (customer_id) LEFT JOIN srv v USING (customer_id) LEFT JOIN adv a USING (customer_id)),
-    scored AS (
-        -- quintile = 1 + floor(5 x buyers strictly worse / buyers): rank() gives ties the same score
-        SELECT *,
-            CASE WHEN orders_count > 0 THEN 1 + 5 * (rank() OVER (PARTITION BY orders_count > 0
-                 ORDER BY recency_days DESC) - 1) // count(*) OVER (PARTITION BY orders_count > 0) END AS r_score,
-            CASE WHEN orders_count > 0 THEN 1 + 5 * (rank() OVER (PARTITION BY orders_count > 0
-                 ORDER BY orders_count) - 1) // count(*) OVER (PARTITION BY orders_count > 0) END AS f_score,
-            CASE WHEN orders_count > 0 THEN 1 + 5 * (rank() OVER (PARTITION BY orders_count > 0
-                 ORDER BY total_spent_cny) - 1) // count(*) OVER (PARTITION BY orders_count > 0) END AS m_score,
-            rank() OVER (ORDER BY value_spent_cny DESC) AS value_rank,
-            count(*) OVER () AS customers_total
-        FROM joined),
     staged AS (
         SELECT *,
-            CASE WHEN value_spent_cny > 0 AND value_rank <= greatest(1, round({cfg.a_share} * customers_total)) THEN 'A'
-                 WHEN value_spent_cny > 0 AND value_rank <= round({cfg.b_share} * customers_total) THEN 'B'
-                 ELSE 'C' END AS value_class,
             CASE WHEN orders_count = 0 THEN 'potential'
                  WHEN recency_days > {cfg.lost_days} THEN 'lost'
                  WHEN recency_days > {cfg.at_risk_days} THEN 'at_risk'
@@ -344,14 +373,11 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
                    OR (orders_count >= {cfg.loyal_signal_min_orders}
                        AND (coalesce(nps_latest >= 9, FALSE) OR advocacy > 0))) THEN 'loyal'
                  ELSE 'active' END AS lifecycle_stage
-        FROM scored)
-    SELECT customer_id, phone_masked, phone_token, phone_enc, name_enc, email_enc, email_masked, birthday_enc,
-           address_enc, gender, birth_month, province, city,
-           channels, wechat_unionid_token, wechat_subscribed, weibo_uid, member_card_count, preferred_channel,
-           marketing_consent,
+        FROM joined)
+    SELECT customer_id, channels, wechat_unionid_token, wechat_subscribed, weibo_uid, member_card_count,
+           preferred_channel, marketing_consent,
            first_seen_at, last_seen_at, orders_count, total_spent_cny, value_spent_cny, avg_order_value_cny,
-           first_order_at,
-           last_order_at, recency_days, r_score, f_score, m_score,
+           first_order_at, last_order_at, recency_days, r_score, f_score, m_score,
            CASE WHEN r_score IS NULL THEN NULL
                 WHEN r_score >= 4 AND f_score >= 4 AND m_score >= 4 THEN 'champions'
                 WHEN r_score >= 3 AND f_score >= 3 THEN 'loyal_customers'
@@ -373,6 +399,31 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
              OR coalesce(oldest_open_complaint_days > {cfg.alert_open_days}, FALSE)
              AS churn_alert,
            source_records, updated_at, {as_of} AS snapshot_date
-    FROM staged
+    FROM staged""")
+    # Step 5: the profile: the golden attributes side by side, then the analytics. The wide
+    # columns (ciphertext, tokens) are joined and sorted in a statement of their own.
+    con.execute("""
+    CREATE OR REPLACE TABLE mart.customer_profile AS
+    WITH g AS (
+        SELECT customer_id,
+            max(token) FILTER (attribute = 'phone') AS phone_token,
+            max(display) FILTER (attribute = 'phone') AS phone_masked,
+            max(ciphertext) FILTER (attribute = 'phone') AS phone_enc,
+            max(ciphertext) FILTER (attribute = 'name') AS name_enc,
+            max(ciphertext) FILTER (attribute = 'email') AS email_enc,
+            max(display) FILTER (attribute = 'email') AS email_masked,
+            max(ciphertext) FILTER (attribute = 'birthday') AS birthday_enc,
+            max(display) FILTER (attribute = 'birthday')::TINYINT AS birth_month,
+            max(ciphertext) FILTER (attribute = 'address') AS address_enc,
+            max(display) FILTER (attribute = 'gender') AS gender,
+            split_part(max(display) FILTER (attribute = 'place'), '|', 1) AS province,
+            nullif(split_part(max(display) FILTER (attribute = 'place'), '|', 2), '') AS city
+        FROM mart.golden_attributes GROUP BY customer_id)
+    SELECT a.customer_id, g.phone_masked, g.phone_token, g.phone_enc, g.name_enc, g.email_enc, g.email_masked,
+           g.birthday_enc, g.address_enc, g.gender, g.birth_month, g.province, g.city,
+           a.* EXCLUDE (customer_id)
+    FROM customer_analytics a LEFT JOIN g USING (customer_id)
     ORDER BY customer_id
     """)
+    con.execute("DROP TABLE customer_channel; DROP TABLE customer_orders; DROP TABLE customer_scores; "
+                "DROP TABLE customer_analytics")

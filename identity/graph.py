@@ -483,6 +483,18 @@ def persist_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("DROP TABLE IF EXISTS identity.components")
 
 
+SCRATCH_PREFIXES = ("id_", "g_", "hh_", "lp_", "sid_")
+
+
+def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop this connection's working tables: an operator command goes on to build the marts on the
+    same connection, and hundreds of MB of finished temp tables would compete with them for memory."""
+    names = con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    for (name,) in names:
+        if name.startswith(SCRATCH_PREFIXES):
+            con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
+
+
 EXPLAIN_VIEW = """
 CREATE OR REPLACE VIEW identity.customer_explain AS
 SELECT rc.customer_id, rc.record_type, rc.record_id, rc.channel, rc.matched_by, r.event_at, i.kind,
@@ -511,6 +523,7 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
     ids = assign_stable_ids(con, cfg, run_id, now)
     write_lineage(con, cfg)
     persist_tables(con)
+    drop_scratch(con)
     con.execute(EXPLAIN_VIEW)
     q = con.execute("""
         SELECT (SELECT count(*) FROM identity.records),

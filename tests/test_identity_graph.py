@@ -313,3 +313,12 @@ def test_number_identifiers_reports_a_collision(graph, monkeypatch):
                          FROM identity.identifiers""")
     assert graph_module.number_identifiers(graph.con) is False
     assert graph_module.number_identifiers(graph.con) is True  # exact numbers now
+
+
+def test_resolve_leaves_no_working_tables_behind(graph):
+    graph.add("members", "m", member_card="card", phone="P", name="N")
+    graph.add("tmall_orders", "t", buyer_nick="nick", phone="P")
+    graph.resolve()
+    temp = graph.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+    assert temp == []
+    assert len(graph.groups()) == 1

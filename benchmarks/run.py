@@ -190,8 +190,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dagster", action="store_true", help="also time the real Dagster job on the base set")
     parser.add_argument("--duckdb-set", metavar="NAME=VALUE", action="append", default=[],
                         help="what-if, repeatable: a DuckDB setting for the build connection (memory_limit=6GB, "
-                             "preserve_insertion_order=false); the pipeline itself keeps DuckDB's defaults "
-                             "(memory_limit 80%% of RAM)")
+                             "threads=1); without it the pipeline's own settings apply "
+                             "(pipelines.warehouse.duckdb_config)")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     return parser.parse_args(argv)
 

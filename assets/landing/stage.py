@@ -50,6 +50,16 @@ def _timestamp_strategies(s: pl.Expr) -> list[pl.Expr]:
     return [e.dt.cast_time_unit("us") for e in (iso, *local, weibo, epoch)]
 
 
+def _strategy_gates(s: pl.Expr) -> list[pl.Expr | None]:
+    """Per strategy (same order), a cheap test every value it can parse passes, or None.
+
+    The ISO and Weibo parses are the dearest and almost never the format a column uses:
+    an offset needs a sign (or ``Z``) after the date, a weekday name starts with a letter.
+    """
+    offset = s.str.slice(10).str.contains("[+\\-\u2212zZ]")
+    return [offset, *[None] * len(_LOCAL_FORMATS), s.str.contains("^[A-Za-z]"), None]
+
+
 def parse_timestamp(expr: pl.Expr) -> pl.Expr:
     """Any timestamp a channel sends, to UTC.
 
@@ -69,12 +79,17 @@ def parse_timestamps(raw: pl.Series) -> pl.Series:
     work = pl.DataFrame({"s": raw.cast(pl.String)}).select(text.clean_text(pl.col("s")).alias("s")).with_row_index()
     remaining = work.filter(pl.col("s").is_not_null())
     found = []
-    for strategy in _timestamp_strategies(pl.col("s")):
+    for strategy, gate in zip(_timestamp_strategies(pl.col("s")), _strategy_gates(pl.col("s")), strict=True):
         if remaining.height == 0:
             break
+        skipped = remaining.clear()
+        if gate is not None:
+            gated = remaining.with_columns(gate.fill_null(False).alias("g"))
+            skipped = gated.filter(~pl.col("g")).select("index", "s")
+            remaining = gated.filter(pl.col("g")).select("index", "s")
         parsed = remaining.with_columns(strategy.alias("t"))
         found.append(parsed.filter(pl.col("t").is_not_null()).select("index", "t"))
-        remaining = parsed.filter(pl.col("t").is_null()).select("index", "s")
+        remaining = pl.concat([parsed.filter(pl.col("t").is_null()).select("index", "s"), skipped])
     hits = pl.concat(found) if found else pl.DataFrame(schema={"index": pl.UInt32, "t": pl.Datetime("us", "UTC")})
     return work.select("index").join(hits, on="index", how="left", maintain_order="left")["t"].alias(raw.name)
 

@@ -50,6 +50,16 @@ def _timestamp_strategies(s: pl.Expr) -> list[pl.Expr]:
     return [e.dt.cast_time_unit("us") for e in (iso, *local, weibo, epoch)]
 
 
+def _strategy_gates(s: pl.Expr) -> list[pl.Expr | None]:
+    """Per strategy (same order), a cheap test every value it can parse passes, or None.
+
+    The ISO and Weibo parses are the dearest and almost never the format a column uses:
+    an offset needs a sign (or ``Z``) after the date, a weekday name starts with a letter.
+    """
+    offset = s.str.slice(10).str.contains("[+\\-\u2212zZ]")
+    return [offset, *[None] * len(_LOCAL_FORMATS), s.str.contains("^[A-Za-z]"), None]
+
+
 def parse_timestamp(expr: pl.Expr) -> pl.Expr:
     """Any timestamp a channel sends, to UTC.
 
@@ -69,12 +79,17 @@ def parse_timestamps(raw: pl.Series) -> pl.Series:
     work = pl.DataFrame({"s": raw.cast(pl.String)}).select(text.clean_text(pl.col("s")).alias("s")).with_row_index()
     remaining = work.filter(pl.col("s").is_not_null())
     found = []
-    for strategy in _timestamp_strategies(pl.col("s")):
+    for strategy, gate in zip(_timestamp_strategies(pl.col("s")), _strategy_gates(pl.col("s")), strict=True):
         if remaining.height == 0:
             break
+        skipped = remaining.clear()
+        if gate is not None:
+            gated = remaining.with_columns(gate.fill_null(False).alias("g"))
+            skipped = gated.filter(~pl.col("g")).select("index", "s")
+            remaining = gated.filter(pl.col("g")).select("index", "s")
         parsed = remaining.with_columns(strategy.alias("t"))
         found.append(parsed.filter(pl.col("t").is_not_null()).select("index", "t"))
-        remaining = parsed.filter(pl.col("t").is_null()).select("index", "s")
+        remaining = pl.concat([parsed.filter(pl.col("t").is_null()).select("index", "s"), skipped])
     hits = pl.concat(found) if found else pl.DataFrame(schema={"index": pl.UInt32, "t": pl.Datetime("us", "UTC")})
     return work.select("index").join(hits, on="index", how="left", maintain_order="left")["t"].alias(raw.name)
 
@@ -105,23 +120,6 @@ def _typed(fld: Field, col: pl.Expr) -> pl.Expr | None:
     if role == "gender":
         return text.gender(col)
     return None
-
-
-def _rejections(frame: pl.DataFrame, typed: pl.DataFrame, fmt: FileFormat) -> pl.Series:
-    """Per row: why it cannot be loaded, or null."""
-    reasons = [
-        pl.when(typed["record_id"].is_null()).then(pl.lit(f"missing record id {fmt.id_field.source!r}"))
-    ]
-    for fld in fmt.fields:
-        if not fld.required:
-            continue
-        raw = text.clean_text(pl.col(fld.source))
-        parsed = typed[fld.out]
-        reasons.append(pl.when(raw.is_null()).then(pl.lit(f"missing required field {fld.source!r}")))
-        reasons.append(
-            pl.when(raw.is_not_null() & parsed.is_null()).then(pl.lit(f"cannot parse {fld.source!r} as {fld.role}"))
-        )
-    return frame.select(pl.coalesce(reasons).alias("reason"))["reason"]
 
 
 def redacted_json(frame: pl.DataFrame, fmt: FileFormat) -> pl.Series:
@@ -158,65 +156,145 @@ def staging_schema(fmt: FileFormat) -> dict[str, pl.DataType]:
     return schema
 
 
+# Columns whose distinct values are at least this share of the rows are computed row by
+# row: deduplicating a near-unique column (ids, timestamps) costs more than it saves.
+DISTINCT_SHARE = 0.7
+
+
+def _field_columns(fld: Field, raw: pl.Series) -> dict[str, pl.Series]:
+    """Every staging column one field yields, computed from its raw values.
+
+    Each output depends on that field's raw value alone, so the caller may pass distinct
+    values and join the result back. Plaintext columns start with ``_``; ``_present_<out>``
+    says the cleaned raw value is not empty (what the rejection rules check).
+    """
+    values = raw.to_frame(fld.source)
+    col = pl.col(fld.source)
+    out: dict[str, pl.Series] = {}
+    if fld.required:
+        out[f"_present_{fld.out}"] = values.select(text.clean_text(col).is_not_null()).to_series()
+    typed = _typed(fld, col)
+    if fld.role == "id":
+        out["record_id"] = values.select(text.clean_text(col)).to_series()
+    elif fld.role == "timestamp":  # column-wise: each format tried only on what is still unparsed
+        out[fld.out] = parse_timestamps(values[fld.source])
+    elif typed is not None:
+        out[fld.out] = values.select(typed).to_series()
+    elif fld.role in ("place", "address"):
+        province, city = text.split_place(col)
+        if fld.role == "address":
+            out["_address"] = values.select(text.clean_text(col)).to_series()
+        out["province"] = values.select(province).to_series()
+        out["city"] = values.select(city).to_series()
+    elif fld.role == "token":
+        out[f"_{fld.out}"] = values.select(text.clean_text(col)).to_series()
+    elif fld.role == "phone":
+        phones = normalize_phones(values[fld.source])
+        out["_phone"] = phones["phone_e164"]
+        out["phone_status"] = phones["phone_status"]
+        out["phone_is_mobile"] = phones["phone_is_mobile"]
+        out["phone_masked"] = phones.select(mask_phone_expr(pl.col("phone_e164"))).to_series()
+    elif fld.role == "email":
+        emails = values.select(text.normalize_email(col).alias("e"))
+        out["_email"] = emails["e"]
+        out["email_masked"] = emails.select(mask_email_expr(pl.col("e"))).to_series()
+    elif fld.role == "name":
+        out["_name"] = text.normalize_names(values[fld.source])
+        # The name token feeds the identity guard "one phone, one person's name". Only
+        # Chinese-script names are comparable that way: "Zhang Wei" and 张伟 are one person.
+        out["_name_cjk"] = pl.DataFrame({"n": out["_name"]}).select(
+            pl.when(pl.col("n").str.contains(text.CJK)).then(pl.col("n"))).to_series()
+    elif fld.role == "birthday":
+        born = values.select(text.parse_date(col)).to_series()
+        out["birth_month"] = born.dt.month().cast(pl.Int8)
+        out["_birthday"] = born.dt.to_string("%Y-%m-%d")
+    return out
+
+
+def _by_distinct(frame: pl.DataFrame, fld: Field) -> pl.DataFrame:
+    """:func:`_field_columns` for every row, computed once per distinct raw value.
+
+    Deliveries repeat values heavily (one buyer's phone and address on each of their
+    orders, a few hundred amounts, four order states), so normalising, parsing and
+    splitting distinct values and joining back is most of the saving.
+    """
+    raw = frame[fld.source]
+    values = raw.unique()
+    if len(values) >= DISTINCT_SHARE * len(raw):
+        return pl.DataFrame(_field_columns(fld, raw))
+    lookup = pl.DataFrame({"_raw": values, **_field_columns(fld, values)})
+    joined = raw.to_frame("_raw").join(lookup, on="_raw", how="left", maintain_order="left", nulls_equal=True)
+    return joined.drop("_raw")
+
+
+_TOKENS = {"token": None, "phone": ("_phone", "phone_token", "phone"), "email": ("_email", "email_token", "email"),
+           "name": ("_name_cjk", "name_token", "name")}
+_ENCRYPT = {"phone": ("_phone", "phone_enc", "phone"), "email": ("_email", "email_enc", "email"),
+            "name": ("_name", "name_enc", "name"), "address": ("_address", "address_enc", "address"),
+            "birthday": ("_birthday", "birthday_enc", "birthday")}
+
+
+def _rejections(typed: pl.DataFrame, fmt: FileFormat) -> pl.Series:
+    """Per row: why it cannot be loaded, or null."""
+    reasons = [
+        pl.when(pl.col("record_id").is_null()).then(pl.lit(f"missing record id {fmt.id_field.source!r}"))
+    ]
+    for fld in fmt.fields:
+        if not fld.required:
+            continue
+        present = pl.col(f"_present_{fld.out}")
+        reasons.append(pl.when(~present).then(pl.lit(f"missing required field {fld.source!r}")))
+        reasons.append(
+            pl.when(present & pl.col(fld.out).is_null()).then(pl.lit(f"cannot parse {fld.source!r} as {fld.role}"))
+        )
+    return typed.select(pl.coalesce(reasons).alias("reason"))["reason"]
+
+
+def _token_columns(good: pl.DataFrame, tokens: list[tuple[str, str, str]], keyring: Keyring) -> pl.DataFrame:
+    """HMAC tokens of each plaintext column, computed in DuckDB on its distinct values.
+
+    Tokens under retired token keys ride along (suffix ``__<key id>``) only to recognise
+    people erased before a token rotation; load drops them before anything is written.
+    """
+    columns: dict[str, pl.Series] = {}
+    old: dict[str, pl.Series] = {}
+    con = duckdb.connect()
+    try:
+        for src, out, kind in tokens:
+            keys = {out: None}
+            if kind != "name":
+                keys |= {f"{out}__{kid}": key for kid, key in keyring.old_token_keys.items()}
+            select = ", ".join(f"{token_sql('v', keyring, kind, key)} AS \"{name}\"" for name, key in keys.items())
+            con.register("distinct_values", good.select(pl.col(src).alias("v")).drop_nulls().unique())
+            lookup = con.sql(f"SELECT v, {select} FROM distinct_values").pl()
+            con.unregister("distinct_values")
+            joined = good.select(pl.col(src).alias("v")).join(lookup, on="v", how="left", maintain_order="left")
+            for name in keys:
+                (columns if name == out else old)[name] = joined[name]
+    finally:
+        con.close()
+    order = [f"{out}__{kid}" for kid in keyring.old_token_keys for _, out, kind in tokens if kind != "name"]
+    return pl.DataFrame({**columns, **{name: old[name] for name in order}})
+
+
 def stage_frame(frame: pl.DataFrame, fmt: FileFormat, keyring: Keyring) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return ``(staged rows, rejected rows)``; together they account for every input row.
 
     ``frame`` is what a reader returned: every source column as text plus ``_line``.
     Rejected rows carry ``_line``, ``reason`` and a redacted ``raw``.
     """
-    plain: dict[str, pl.Series] = {"record_id": frame.select(text.clean_text(pl.col(fmt.id_field.source)))
-                                   .to_series(), "source_line": frame["_line"]}
+    parts = [pl.DataFrame({"source_line": frame["_line"]})]
     tokens: list[tuple[str, str, str]] = []  # (plaintext column, token column, token kind)
     encrypt: list[tuple[str, str, str]] = []  # (plaintext column, ciphertext column, AAD column name)
     for fld in fmt.fields:
-        col = pl.col(fld.source)
-        typed = _typed(fld, col)
-        if fld.role == "timestamp":  # column-wise: each format tried only on what is still unparsed
-            plain[fld.out] = parse_timestamps(frame[fld.source])
-        elif typed is not None:
-            plain[fld.out] = frame.select(typed.alias(fld.out)).to_series()
-        elif fld.role == "place":
-            province, city = text.split_place(col)
-            plain["province"] = frame.select(province.alias("province")).to_series()
-            plain["city"] = frame.select(city.alias("city")).to_series()
-        elif fld.role == "token":
-            plain[f"_{fld.out}"] = frame.select(text.clean_text(col).alias("v")).to_series()
-            tokens.append((f"_{fld.out}", fld.out, dict(fld.options)["kind"]))
-        elif fld.role == "phone":
-            phones = normalize_phones(frame[fld.source])
-            plain["_phone"] = phones["phone_e164"]
-            plain["phone_status"] = phones["phone_status"]
-            plain["phone_is_mobile"] = phones["phone_is_mobile"]
-            plain["phone_masked"] = phones.select(mask_phone_expr(pl.col("phone_e164"))).to_series()
-            tokens.append(("_phone", "phone_token", "phone"))
-            encrypt.append(("_phone", "phone_enc", "phone"))
-        elif fld.role == "email":
-            emails = frame.select(text.normalize_email(col).alias("e"))
-            plain["_email"] = emails["e"]
-            plain["email_masked"] = emails.select(mask_email_expr(pl.col("e"))).to_series()
-            tokens.append(("_email", "email_token", "email"))
-            encrypt.append(("_email", "email_enc", "email"))
-        elif fld.role == "name":
-            plain["_name"] = text.normalize_names(frame[fld.source])
-            # The name token feeds the identity guard "one phone, one person's name". Only
-            # Chinese-script names are comparable that way: "Zhang Wei" and 张伟 are one person.
-            plain["_name_cjk"] = pl.DataFrame({"n": plain["_name"]}).select(
-                pl.when(pl.col("n").str.contains(text.CJK)).then(pl.col("n"))).to_series()
-            tokens.append(("_name_cjk", "name_token", "name"))
-            encrypt.append(("_name", "name_enc", "name"))
-        elif fld.role == "address":
-            plain["_address"] = frame.select(text.clean_text(col).alias("a"))["a"]
-            province, city = text.split_place(col)
-            plain["province"] = frame.select(province.alias("p"))["p"]
-            plain["city"] = frame.select(city.alias("c"))["c"]
-            encrypt.append(("_address", "address_enc", "address"))
-        elif fld.role == "birthday":
-            born = frame.select(text.parse_date(col).alias("b"))["b"]
-            plain["birth_month"] = born.dt.month().cast(pl.Int8)
-            plain["_birthday"] = born.dt.to_string("%Y-%m-%d")
-            encrypt.append(("_birthday", "birthday_enc", "birthday"))
-    typed_frame = pl.DataFrame(plain)
-    reason = _rejections(frame, typed_frame, fmt)
+        if fld.role != "drop":
+            parts.append(_by_distinct(frame, fld))
+        if fld.role in _TOKENS:
+            tokens.append(_TOKENS[fld.role] or (f"_{fld.out}", fld.out, dict(fld.options)["kind"]))
+        if fld.role in _ENCRYPT:
+            encrypt.append(_ENCRYPT[fld.role])
+    typed_frame = pl.concat(parts, how="horizontal")
+    reason = _rejections(typed_frame, fmt)
     bad = reason.is_not_null()
     rejected = pl.DataFrame(
         {"_line": frame["_line"].filter(bad), "reason": reason.filter(bad),
@@ -224,17 +302,7 @@ def stage_frame(frame: pl.DataFrame, fmt: FileFormat, keyring: Keyring) -> tuple
     )
     good = typed_frame.filter(~bad)
     if tokens:
-        select = ", ".join(f"CASE WHEN {src} IS NULL THEN NULL ELSE {token_sql(src, keyring, kind)} END AS {out}"
-                           for src, out, kind in tokens)
-        # Tokens under retired token keys ride along (suffix ``__<key id>``) only to recognise
-        # people erased before a token rotation; load drops them before anything is written.
-        select += "".join(
-            f", CASE WHEN {src} IS NULL THEN NULL ELSE {token_sql(src, keyring, kind, key)} END AS {out}__{kid}"
-            for kid, key in keyring.old_token_keys.items() for src, out, kind in tokens if kind != "name")
-        con = duckdb.connect()
-        con.register("good", good.select([src for src, _, _ in tokens]))
-        good = pl.concat([good, con.sql(f"SELECT {select} FROM good").pl()], how="horizontal")
-        con.close()
+        good = pl.concat([good, _token_columns(good, tokens, keyring)], how="horizontal")
     for src, out, aad in encrypt:
         good = good.with_columns(encrypt_series(good[src], keyring, aad).alias(out))
     schema = staging_schema(fmt)

@@ -24,10 +24,11 @@ Steps 1-4 work on TEMP tables (``id_*``) joined on integer keys (``rk``, ``iid``
 they are scratch state of one run, and writing them compressed into the warehouse
 file, or joining on (record_type, record_id) and 64-character tokens, cost more
 than the matching itself. What users and checks read is written once, at the end
-(``persist_tables``): ``identity.records``, ``identifiers``, ``links``,
-``rejected_identifiers`` and ``dropped_links`` (the explain view, ``scv explain``,
-erasure and the quality checks read them), beside the stable-id tables and the
-lineage table.
+(``persist_tables``): ``identity.records``, ``identifier_tokens`` (each token once,
+by ``iid``), ``record_identifiers`` and ``record_links`` (integer keys only, with the
+views ``identifiers`` and ``links`` joining the tokens back), ``rejected_identifiers``
+and ``dropped_links`` (the explain view, ``scv explain``, erasure and the quality
+checks read them), beside the stable-id tables and the lineage table.
 """
 
 from __future__ import annotations
@@ -470,17 +471,48 @@ def write_lineage(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
 def persist_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Write the graph's audit tables, read by the explain view, ``scv explain``, erasure and checks.
 
+    Each token is stored once, in ``identity.identifier_tokens`` (iid, kind, value);
+    the per-record tables carry only integer keys: ``identity.record_identifiers``
+    (rk, iid, links, strength) and ``identity.record_links`` (rk, iid). Writing the
+    64-character token again on every identifier row and every link row cost more
+    than any other step of the run. ``identity.identifiers`` and ``identity.links``
+    stay readable with their old columns, as views joining the tokens back.
+
     ``identity.components`` is no longer kept (nothing reads it); an old copy is
     dropped so it cannot be mistaken for this run's.
     """
+    # iid is exact (``number_identifiers``): grouping on it lists each (kind, value) once
     for table, query in (
             ("records", "SELECT rk, record_type, record_id, channel, event_at FROM id_records"),
-            ("identifiers", "SELECT rk, kind, value, links, strength FROM id_identifiers"),
-            ("links", "SELECT rk, iid, kind, value FROM id_links"),
+            ("identifier_tokens", "SELECT iid, any_value(kind) AS kind, any_value(value) AS value "
+                                  "FROM id_identifiers GROUP BY iid"),
+            ("record_identifiers", "SELECT rk, iid, links, strength FROM id_identifiers"),
+            ("record_links", "SELECT rk, iid FROM id_links"),
             ("rejected_identifiers", "SELECT kind, value, reason, records, detail FROM id_rejected"),
             ("dropped_links", "SELECT rk, kind, value, reason FROM id_dropped")):
         con.execute(f"CREATE OR REPLACE TABLE identity.{table} AS {query}")
+    for view, query in TOKEN_VIEWS.items():
+        _drop_table(con, "identity", view)  # a table of that name, from a warehouse written before the views
+        con.execute(f"CREATE OR REPLACE VIEW identity.{view} AS {query}")
     con.execute("DROP TABLE IF EXISTS identity.components")
+
+
+# The per-record identifier and link tables with their tokens, as readers have always seen them.
+TOKEN_VIEWS = {
+    "identifiers": """
+        SELECT i.rk, t.kind, t.value, i.links, i.strength
+        FROM identity.record_identifiers i JOIN identity.identifier_tokens t USING (iid)""",
+    "links": """
+        SELECT l.rk, l.iid, t.kind, t.value
+        FROM identity.record_links l JOIN identity.identifier_tokens t USING (iid)""",
+}
+
+
+def _drop_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
+    """Drop ``schema.name`` if it is a base table (``DROP TABLE IF EXISTS`` fails on a view)."""
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                   "AND schema_name = ? AND table_name = ?", [schema, name]).fetchall()[0][0]:
+        con.execute(f'DROP TABLE "{schema}"."{name}"')
 
 
 SCRATCH_PREFIXES = ("id_", "g_", "hh_", "lp_", "sid_")
@@ -497,18 +529,19 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
 
 EXPLAIN_VIEW = """
 CREATE OR REPLACE VIEW identity.customer_explain AS
-SELECT rc.customer_id, rc.record_type, rc.record_id, rc.channel, rc.matched_by, r.event_at, i.kind,
-       left(i.value, 12) AS value_prefix,
-       CASE WHEN NOT i.links AND i.kind IN ('name', 'gender') THEN 'guard attribute'
+SELECT rc.customer_id, rc.record_type, rc.record_id, rc.channel, rc.matched_by, r.event_at, t.kind,
+       left(t.value, 12) AS value_prefix,
+       CASE WHEN NOT i.links AND t.kind IN ('name', 'gender') THEN 'guard attribute'
             WHEN rj.reason IS NOT NULL THEN 'rejected: ' || rj.reason || coalesce(' (' || rj.detail || ')', '')
             WHEN d.reason IS NOT NULL THEN 'dropped: ' || d.reason
-            ELSE 'links ' || (SELECT count(*) FROM identity.links l2 WHERE l2.kind = i.kind AND l2.value = i.value)
+            ELSE 'links ' || (SELECT count(*) FROM identity.record_links l2 WHERE l2.iid = i.iid)
                  || ' records' END AS status
 FROM identity.record_customer rc
 JOIN identity.records r USING (record_type, record_id)
-LEFT JOIN identity.identifiers i USING (rk)
-LEFT JOIN identity.rejected_identifiers rj ON rj.kind = i.kind AND rj.value = i.value
-LEFT JOIN identity.dropped_links d ON d.rk = r.rk AND d.kind = i.kind AND d.value = i.value
+LEFT JOIN identity.record_identifiers i USING (rk)
+LEFT JOIN identity.identifier_tokens t USING (iid)
+LEFT JOIN identity.rejected_identifiers rj ON rj.kind = t.kind AND rj.value = t.value
+LEFT JOIN identity.dropped_links d ON d.rk = r.rk AND d.kind = t.kind AND d.value = t.value
 """
 
 

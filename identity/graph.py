@@ -303,46 +303,58 @@ def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -
     if not kinds:
         return 0
     connected_components(con, links="(SELECT rk, iid FROM id_links WHERE kind <> 'phone')", out="hh_anchor")
-    con.execute("""
+    order = ", ".join(f"('{k}', {i})" for i, k in enumerate(kinds))
+    dominant = f"top1 >= 2 AND top1 >= {cfg.dominance} * total"
+    # All kinds are judged in one pass; config order only decides which kind a phone answers to:
+    # the first kind that rejects it names the reason and later kinds do not judge it, and a
+    # dropped phone link is reported under the first kind that dropped it.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE hh_kind(kind VARCHAR, ord INT);
+        INSERT INTO hh_kind VALUES {order};
         CREATE OR REPLACE TEMP TABLE hh_rec AS
             SELECT l.rk, l.iid AS phone, l.value AS phone_value, coalesce(a.comp, -l.rk) AS anchor
-            FROM id_links l LEFT JOIN hh_anchor a USING (rk) WHERE l.kind = 'phone';""")
-    touched = 0
-    for kind in kinds:
-        con.execute(f"""
-            -- anchors carrying one value only: an anchor that is itself inconsistent says nothing
-            CREATE OR REPLACE TEMP TABLE hh_anchor_value AS
-                SELECT coalesce(a.comp, -i.rk) AS anchor, any_value(i.iid) AS value
-                FROM id_identifiers i LEFT JOIN hh_anchor a USING (rk) WHERE i.kind = '{kind}'
-                GROUP BY 1 HAVING count(DISTINCT i.iid) = 1;
-            CREATE OR REPLACE TEMP TABLE hh_phone AS
-                SELECT r.phone, n.value, count(*) AS support
-                FROM hh_rec r JOIN hh_anchor_value n USING (anchor)
-                GROUP BY ALL;
-            CREATE OR REPLACE TEMP TABLE hh_over AS
-                SELECT phone, count(*) AS n, sum(support) AS total, max(support) AS top1,
-                       arg_max(value, support) AS top_value
-                FROM hh_phone GROUP BY phone HAVING count(*) > 1;
-            CREATE OR REPLACE TEMP TABLE hh_over AS
-                SELECT * FROM hh_over o
-                WHERE NOT EXISTS (SELECT 1 FROM id_rejected r WHERE r.kind = 'phone' AND r.iid = o.phone);
-        """)
-        con.execute(f"""
-            INSERT INTO id_rejected
-            SELECT 'phone', o.phone, any_value(r.phone_value), 'shared identifier: joins people with different {kind}s',
-                   count(*), any_value(o.n) || ' distinct {kind}s across linked records'
-            FROM hh_over o JOIN hh_rec r USING (phone)
-            WHERE NOT (o.top1 >= 2 AND o.top1 >= {cfg.dominance} * o.total)
-            GROUP BY o.phone""")
-        con.execute(f"""
-            INSERT INTO id_dropped
-            SELECT DISTINCT r.rk, 'phone', r.phone, r.phone_value,
-                   'phone shared with a person of another {kind} elsewhere'
-            FROM hh_over o JOIN hh_rec r USING (phone) JOIN hh_anchor_value n USING (anchor)
-            WHERE top1 >= 2 AND top1 >= {cfg.dominance} * total AND n.value <> o.top_value
-              AND NOT EXISTS (SELECT 1 FROM id_dropped d
-                              WHERE d.rk = r.rk AND d.kind = 'phone' AND d.iid = r.phone)""")
-        touched += con.execute("SELECT count(*) FROM hh_over").fetchall()[0][0]
+            FROM id_links l LEFT JOIN hh_anchor a USING (rk) WHERE l.kind = 'phone';
+        -- anchors carrying one value of a kind only: an anchor that is itself inconsistent says nothing
+        CREATE OR REPLACE TEMP TABLE hh_anchor_value AS
+            SELECT i.kind, coalesce(a.comp, -i.rk) AS anchor, any_value(i.iid) AS value
+            FROM id_identifiers i LEFT JOIN hh_anchor a USING (rk) WHERE i.kind IN (SELECT kind FROM hh_kind)
+            GROUP BY 1, 2 HAVING count(DISTINCT i.iid) = 1;
+        CREATE OR REPLACE TEMP TABLE hh_phone AS
+            SELECT n.kind, r.phone, n.value, count(*) AS support
+            FROM hh_rec r JOIN hh_anchor_value n USING (anchor)
+            GROUP BY ALL;
+        -- phones beside more than one value of a kind; those the record-level guards rejected are judged there
+        CREATE OR REPLACE TEMP TABLE hh_over AS
+            SELECT p.kind, any_value(k.ord) AS ord, p.phone, count(*) AS n, sum(p.support) AS total,
+                   max(p.support) AS top1, arg_max(p.value, p.support) AS top_value
+            FROM hh_phone p JOIN hh_kind k USING (kind)
+            WHERE NOT EXISTS (SELECT 1 FROM id_rejected r WHERE r.kind = 'phone' AND r.iid = p.phone)
+            GROUP BY p.kind, p.phone HAVING count(*) > 1;
+        -- the first kind (in config order) where no value dominates rejects the phone
+        CREATE OR REPLACE TEMP TABLE hh_reject AS
+            SELECT phone, arg_min(kind, ord) AS kind, min(ord) AS ord, arg_min(n, ord) AS n
+            FROM hh_over WHERE NOT ({dominant}) GROUP BY phone;
+        -- kinds after that one never judge the phone
+        CREATE OR REPLACE TEMP TABLE hh_over AS
+            SELECT o.* FROM hh_over o LEFT JOIN hh_reject j USING (phone) WHERE j.ord IS NULL OR o.ord <= j.ord;
+    """)
+    con.execute("""
+        INSERT INTO id_rejected
+        SELECT 'phone', j.phone, any_value(r.phone_value),
+               'shared identifier: joins people with different ' || j.kind || 's',
+               count(*), any_value(j.n) || ' distinct ' || j.kind || 's across linked records'
+        FROM hh_reject j JOIN hh_rec r USING (phone)
+        GROUP BY j.phone, j.kind""")
+    con.execute(f"""
+        INSERT INTO id_dropped
+        SELECT r.rk, 'phone', r.phone, any_value(r.phone_value),
+               'phone shared with a person of another ' || arg_min(o.kind, o.ord) || ' elsewhere'
+        FROM hh_over o JOIN hh_rec r USING (phone) JOIN hh_anchor_value n USING (kind, anchor)
+        WHERE {dominant} AND n.value <> o.top_value
+          AND NOT EXISTS (SELECT 1 FROM id_dropped d
+                          WHERE d.rk = r.rk AND d.kind = 'phone' AND d.iid = r.phone)
+        GROUP BY r.rk, r.phone""")
+    touched = con.execute("SELECT count(*) FROM hh_over").fetchall()[0][0]
     con.execute("""
         DELETE FROM id_links l USING id_rejected r WHERE l.kind = r.kind AND l.iid = r.iid;
         DELETE FROM id_links l USING id_dropped d WHERE l.rk = d.rk AND l.kind = d.kind AND l.iid = d.iid;""")
@@ -452,7 +464,12 @@ def assign_stable_ids(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig, run_i
 
 
 def write_lineage(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
-    """Step 6: one row per current record, with the key that tied it in (in (record_type, record_id) order)."""
+    """Step 6: one row per current record, with the key that tied it in.
+
+    Written in no particular order: sorting millions of rows by ``rk`` cost a fifth
+    of the step, and no reader depends on it (the export sorts by
+    (record_type, record_id) itself; everything else joins or groups).
+    """
     rank = "CASE kind " + " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(cfg.priority)) + " ELSE 99 END"
     con.execute(f"""
         CREATE OR REPLACE TABLE identity.record_customer AS
@@ -464,8 +481,7 @@ def write_lineage(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
         FROM id_records r
         LEFT JOIN id_components c USING (rk)
         LEFT JOIN sid_map m USING (comp)
-        LEFT JOIN best b USING (rk)
-        ORDER BY r.rk""")
+        LEFT JOIN best b USING (rk)""")
 
 
 def persist_tables(con: duckdb.DuckDBPyConnection) -> None:

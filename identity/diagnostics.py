@@ -17,8 +17,12 @@ def diagnostics(con: duckdb.DuckDBPyConnection, schema: str = "identity") -> dic
     largest = q(f"""SELECT customer_id, count(*) AS records, count(DISTINCT channel) AS channels
                     FROM {schema}.record_customer WHERE customer_id IS NOT NULL
                     GROUP BY customer_id ORDER BY records DESC, customer_id LIMIT 5""").fetchall()
-    connected = q(f"""SELECT kind, left(value, 12) || '...' AS token_prefix, count(*) AS records
-                      FROM {schema}.links GROUP BY kind, value ORDER BY records DESC LIMIT 5""").fetchall()
+    # counted by identifier number; only the five winners' tokens are looked up
+    connected = q(f"""WITH top AS (SELECT iid, count(*) AS records FROM {schema}.record_links
+                                   GROUP BY iid ORDER BY records DESC LIMIT 5)
+                      SELECT t.kind, left(t.value, 12) || '...' AS token_prefix, top.records
+                      FROM top JOIN {schema}.identifier_tokens t USING (iid)
+                      ORDER BY records DESC""").fetchall()
     last_run = q(f"""SELECT run_id FROM {schema}.customer_id_history
                      ORDER BY changed_at DESC LIMIT 1""").fetchall()
     changes = dict(q(f"""SELECT reason, count(*) FROM {schema}.customer_id_history

@@ -24,10 +24,11 @@ Steps 1-4 work on TEMP tables (``id_*``) joined on integer keys (``rk``, ``iid``
 they are scratch state of one run, and writing them compressed into the warehouse
 file, or joining on (record_type, record_id) and 64-character tokens, cost more
 than the matching itself. What users and checks read is written once, at the end
-(``persist_tables``): ``identity.records``, ``identifiers``, ``links``,
-``rejected_identifiers`` and ``dropped_links`` (the explain view, ``scv explain``,
-erasure and the quality checks read them), beside the stable-id tables and the
-lineage table.
+(``persist_tables``): ``identity.records``, ``identifier_tokens`` (each token once,
+by ``iid``), ``record_identifiers`` and ``record_links`` (integer keys only, with the
+views ``identifiers`` and ``links`` joining the tokens back), ``rejected_identifiers``
+and ``dropped_links`` (the explain view, ``scv explain``, erasure and the quality
+checks read them), beside the stable-id tables and the lineage table.
 """
 
 from __future__ import annotations
@@ -302,46 +303,58 @@ def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -
     if not kinds:
         return 0
     connected_components(con, links="(SELECT rk, iid FROM id_links WHERE kind <> 'phone')", out="hh_anchor")
-    con.execute("""
+    order = ", ".join(f"('{k}', {i})" for i, k in enumerate(kinds))
+    dominant = f"top1 >= 2 AND top1 >= {cfg.dominance} * total"
+    # All kinds are judged in one pass; config order only decides which kind a phone answers to:
+    # the first kind that rejects it names the reason and later kinds do not judge it, and a
+    # dropped phone link is reported under the first kind that dropped it.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE hh_kind(kind VARCHAR, ord INT);
+        INSERT INTO hh_kind VALUES {order};
         CREATE OR REPLACE TEMP TABLE hh_rec AS
             SELECT l.rk, l.iid AS phone, l.value AS phone_value, coalesce(a.comp, -l.rk) AS anchor
-            FROM id_links l LEFT JOIN hh_anchor a USING (rk) WHERE l.kind = 'phone';""")
-    touched = 0
-    for kind in kinds:
-        con.execute(f"""
-            -- anchors carrying one value only: an anchor that is itself inconsistent says nothing
-            CREATE OR REPLACE TEMP TABLE hh_anchor_value AS
-                SELECT coalesce(a.comp, -i.rk) AS anchor, any_value(i.iid) AS value
-                FROM id_identifiers i LEFT JOIN hh_anchor a USING (rk) WHERE i.kind = '{kind}'
-                GROUP BY 1 HAVING count(DISTINCT i.iid) = 1;
-            CREATE OR REPLACE TEMP TABLE hh_phone AS
-                SELECT r.phone, n.value, count(*) AS support
-                FROM hh_rec r JOIN hh_anchor_value n USING (anchor)
-                GROUP BY ALL;
-            CREATE OR REPLACE TEMP TABLE hh_over AS
-                SELECT phone, count(*) AS n, sum(support) AS total, max(support) AS top1,
-                       arg_max(value, support) AS top_value
-                FROM hh_phone GROUP BY phone HAVING count(*) > 1;
-            CREATE OR REPLACE TEMP TABLE hh_over AS
-                SELECT * FROM hh_over o
-                WHERE NOT EXISTS (SELECT 1 FROM id_rejected r WHERE r.kind = 'phone' AND r.iid = o.phone);
-        """)
-        con.execute(f"""
-            INSERT INTO id_rejected
-            SELECT 'phone', o.phone, any_value(r.phone_value), 'shared identifier: joins people with different {kind}s',
-                   count(*), any_value(o.n) || ' distinct {kind}s across linked records'
-            FROM hh_over o JOIN hh_rec r USING (phone)
-            WHERE NOT (o.top1 >= 2 AND o.top1 >= {cfg.dominance} * o.total)
-            GROUP BY o.phone""")
-        con.execute(f"""
-            INSERT INTO id_dropped
-            SELECT DISTINCT r.rk, 'phone', r.phone, r.phone_value,
-                   'phone shared with a person of another {kind} elsewhere'
-            FROM hh_over o JOIN hh_rec r USING (phone) JOIN hh_anchor_value n USING (anchor)
-            WHERE top1 >= 2 AND top1 >= {cfg.dominance} * total AND n.value <> o.top_value
-              AND NOT EXISTS (SELECT 1 FROM id_dropped d
-                              WHERE d.rk = r.rk AND d.kind = 'phone' AND d.iid = r.phone)""")
-        touched += con.execute("SELECT count(*) FROM hh_over").fetchall()[0][0]
+            FROM id_links l LEFT JOIN hh_anchor a USING (rk) WHERE l.kind = 'phone';
+        -- anchors carrying one value of a kind only: an anchor that is itself inconsistent says nothing
+        CREATE OR REPLACE TEMP TABLE hh_anchor_value AS
+            SELECT i.kind, coalesce(a.comp, -i.rk) AS anchor, any_value(i.iid) AS value
+            FROM id_identifiers i LEFT JOIN hh_anchor a USING (rk) WHERE i.kind IN (SELECT kind FROM hh_kind)
+            GROUP BY 1, 2 HAVING count(DISTINCT i.iid) = 1;
+        CREATE OR REPLACE TEMP TABLE hh_phone AS
+            SELECT n.kind, r.phone, n.value, count(*) AS support
+            FROM hh_rec r JOIN hh_anchor_value n USING (anchor)
+            GROUP BY ALL;
+        -- phones beside more than one value of a kind; those the record-level guards rejected are judged there
+        CREATE OR REPLACE TEMP TABLE hh_over AS
+            SELECT p.kind, any_value(k.ord) AS ord, p.phone, count(*) AS n, sum(p.support) AS total,
+                   max(p.support) AS top1, arg_max(p.value, p.support) AS top_value
+            FROM hh_phone p JOIN hh_kind k USING (kind)
+            WHERE NOT EXISTS (SELECT 1 FROM id_rejected r WHERE r.kind = 'phone' AND r.iid = p.phone)
+            GROUP BY p.kind, p.phone HAVING count(*) > 1;
+        -- the first kind (in config order) where no value dominates rejects the phone
+        CREATE OR REPLACE TEMP TABLE hh_reject AS
+            SELECT phone, arg_min(kind, ord) AS kind, min(ord) AS ord, arg_min(n, ord) AS n
+            FROM hh_over WHERE NOT ({dominant}) GROUP BY phone;
+        -- kinds after that one never judge the phone
+        CREATE OR REPLACE TEMP TABLE hh_over AS
+            SELECT o.* FROM hh_over o LEFT JOIN hh_reject j USING (phone) WHERE j.ord IS NULL OR o.ord <= j.ord;
+    """)
+    con.execute("""
+        INSERT INTO id_rejected
+        SELECT 'phone', j.phone, any_value(r.phone_value),
+               'shared identifier: joins people with different ' || j.kind || 's',
+               count(*), any_value(j.n) || ' distinct ' || j.kind || 's across linked records'
+        FROM hh_reject j JOIN hh_rec r USING (phone)
+        GROUP BY j.phone, j.kind""")
+    con.execute(f"""
+        INSERT INTO id_dropped
+        SELECT r.rk, 'phone', r.phone, any_value(r.phone_value),
+               'phone shared with a person of another ' || arg_min(o.kind, o.ord) || ' elsewhere'
+        FROM hh_over o JOIN hh_rec r USING (phone) JOIN hh_anchor_value n USING (kind, anchor)
+        WHERE {dominant} AND n.value <> o.top_value
+          AND NOT EXISTS (SELECT 1 FROM id_dropped d
+                          WHERE d.rk = r.rk AND d.kind = 'phone' AND d.iid = r.phone)
+        GROUP BY r.rk, r.phone""")
+    touched = con.execute("SELECT count(*) FROM hh_over").fetchall()[0][0]
     con.execute("""
         DELETE FROM id_links l USING id_rejected r WHERE l.kind = r.kind AND l.iid = r.iid;
         DELETE FROM id_links l USING id_dropped d WHERE l.rk = d.rk AND l.kind = d.kind AND l.iid = d.iid;""")
@@ -451,7 +464,12 @@ def assign_stable_ids(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig, run_i
 
 
 def write_lineage(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
-    """Step 6: one row per current record, with the key that tied it in (in (record_type, record_id) order)."""
+    """Step 6: one row per current record, with the key that tied it in.
+
+    Written in no particular order: sorting millions of rows by ``rk`` cost a fifth
+    of the step, and no reader depends on it (the export sorts by
+    (record_type, record_id) itself; everything else joins or groups).
+    """
     rank = "CASE kind " + " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(cfg.priority)) + " ELSE 99 END"
     con.execute(f"""
         CREATE OR REPLACE TABLE identity.record_customer AS
@@ -463,24 +481,54 @@ def write_lineage(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
         FROM id_records r
         LEFT JOIN id_components c USING (rk)
         LEFT JOIN sid_map m USING (comp)
-        LEFT JOIN best b USING (rk)
-        ORDER BY r.rk""")
+        LEFT JOIN best b USING (rk)""")
 
 
 def persist_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Write the graph's audit tables, read by the explain view, ``scv explain``, erasure and checks.
 
+    Each token is stored once, in ``identity.identifier_tokens`` (iid, kind, value);
+    the per-record tables carry only integer keys: ``identity.record_identifiers``
+    (rk, iid, links, strength) and ``identity.record_links`` (rk, iid). Writing the
+    64-character token again on every identifier row and every link row cost more
+    than any other step of the run. ``identity.identifiers`` and ``identity.links``
+    stay readable with their old columns, as views joining the tokens back.
+
     ``identity.components`` is no longer kept (nothing reads it); an old copy is
     dropped so it cannot be mistaken for this run's.
     """
+    # iid is exact (``number_identifiers``): grouping on it lists each (kind, value) once
     for table, query in (
             ("records", "SELECT rk, record_type, record_id, channel, event_at FROM id_records"),
-            ("identifiers", "SELECT rk, kind, value, links, strength FROM id_identifiers"),
-            ("links", "SELECT rk, iid, kind, value FROM id_links"),
+            ("identifier_tokens", "SELECT iid, any_value(kind) AS kind, any_value(value) AS value "
+                                  "FROM id_identifiers GROUP BY iid"),
+            ("record_identifiers", "SELECT rk, iid, links, strength FROM id_identifiers"),
+            ("record_links", "SELECT rk, iid FROM id_links"),
             ("rejected_identifiers", "SELECT kind, value, reason, records, detail FROM id_rejected"),
             ("dropped_links", "SELECT rk, kind, value, reason FROM id_dropped")):
         con.execute(f"CREATE OR REPLACE TABLE identity.{table} AS {query}")
+    for view, query in TOKEN_VIEWS.items():
+        _drop_table(con, "identity", view)  # a table of that name, from a warehouse written before the views
+        con.execute(f"CREATE OR REPLACE VIEW identity.{view} AS {query}")
     con.execute("DROP TABLE IF EXISTS identity.components")
+
+
+# The per-record identifier and link tables with their tokens, as readers have always seen them.
+TOKEN_VIEWS = {
+    "identifiers": """
+        SELECT i.rk, t.kind, t.value, i.links, i.strength
+        FROM identity.record_identifiers i JOIN identity.identifier_tokens t USING (iid)""",
+    "links": """
+        SELECT l.rk, l.iid, t.kind, t.value
+        FROM identity.record_links l JOIN identity.identifier_tokens t USING (iid)""",
+}
+
+
+def _drop_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
+    """Drop ``schema.name`` if it is a base table (``DROP TABLE IF EXISTS`` fails on a view)."""
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                   "AND schema_name = ? AND table_name = ?", [schema, name]).fetchall()[0][0]:
+        con.execute(f'DROP TABLE "{schema}"."{name}"')
 
 
 SCRATCH_PREFIXES = ("id_", "g_", "hh_", "lp_", "sid_")
@@ -497,18 +545,19 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
 
 EXPLAIN_VIEW = """
 CREATE OR REPLACE VIEW identity.customer_explain AS
-SELECT rc.customer_id, rc.record_type, rc.record_id, rc.channel, rc.matched_by, r.event_at, i.kind,
-       left(i.value, 12) AS value_prefix,
-       CASE WHEN NOT i.links AND i.kind IN ('name', 'gender') THEN 'guard attribute'
+SELECT rc.customer_id, rc.record_type, rc.record_id, rc.channel, rc.matched_by, r.event_at, t.kind,
+       left(t.value, 12) AS value_prefix,
+       CASE WHEN NOT i.links AND t.kind IN ('name', 'gender') THEN 'guard attribute'
             WHEN rj.reason IS NOT NULL THEN 'rejected: ' || rj.reason || coalesce(' (' || rj.detail || ')', '')
             WHEN d.reason IS NOT NULL THEN 'dropped: ' || d.reason
-            ELSE 'links ' || (SELECT count(*) FROM identity.links l2 WHERE l2.kind = i.kind AND l2.value = i.value)
+            ELSE 'links ' || (SELECT count(*) FROM identity.record_links l2 WHERE l2.iid = i.iid)
                  || ' records' END AS status
 FROM identity.record_customer rc
 JOIN identity.records r USING (record_type, record_id)
-LEFT JOIN identity.identifiers i USING (rk)
-LEFT JOIN identity.rejected_identifiers rj ON rj.kind = i.kind AND rj.value = i.value
-LEFT JOIN identity.dropped_links d ON d.rk = r.rk AND d.kind = i.kind AND d.value = i.value
+LEFT JOIN identity.record_identifiers i USING (rk)
+LEFT JOIN identity.identifier_tokens t USING (iid)
+LEFT JOIN identity.rejected_identifiers rj ON rj.kind = t.kind AND rj.value = t.value
+LEFT JOIN identity.dropped_links d ON d.rk = r.rk AND d.kind = t.kind AND d.value = t.value
 """
 
 

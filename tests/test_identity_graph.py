@@ -122,6 +122,26 @@ def test_household_phone_is_caught_through_two_accounts_of_one_platform(graph):
     assert reasons == [("shared identifier: joins people with different buyer_nicks",)]
 
 
+def test_household_kinds_are_judged_in_config_order(graph):
+    # names: NA on three HOME records, NB on one -> NA dominates, only NB's link drops;
+    # genders: female on three, male on three -> nobody dominates, the phone is rejected for genders
+    graph.add("members", "cardA", member_card="cardA", name="NA", gender="female")
+    graph.add("members", "cardC", member_card="cardC", gender="male")
+    for card, n in (("cardA", 3), ("cardC", 3)):
+        for i in range(n):
+            graph.add("transactions", f"{card}-{i}", member_card=card, phone="HOME")
+    graph.add("leads", "leadB", email="eB", name="NB")  # a third person, reached through an email
+    graph.add("webshop_orders", "oB", email="eB", phone="HOME")
+    graph.resolve()
+    con = graph.con
+    assert con.execute("SELECT reason, records FROM identity.rejected_identifiers WHERE value = 'HOME'"
+                       ).fetchall() == [("shared identifier: joins people with different genders", 7)]
+    assert con.execute("""SELECT r.record_id, d.reason FROM identity.dropped_links d JOIN identity.records r
+                          USING (rk) WHERE d.value = 'HOME'""").fetchall() == [
+        ("oB", "phone shared with a person of another name elsewhere")]
+    assert len({graph.customer(t, r) for t, r in (("members", "cardA"), ("leads", "leadB"), ("members", "cardC"))}) == 3
+
+
 def test_stranger_typo_on_one_order_does_not_cost_the_owner_their_phone(graph):
     # the owner's Tmall account carries the phone on three orders, a stranger's typo on one
     for n in range(3):

@@ -4,7 +4,8 @@ Peak memory is sampled in a background thread (psutil) rather than read from
 ``getrusage`` alone, because the benchmark process also generates data and runs
 baselines: ``ru_maxrss`` is a high-water mark for the whole process life, while a
 sampler can be reset per section. Encryption forks worker processes, so the
-sampler also adds the children's RSS (an upper bound: forked pages are shared).
+sampler also adds the children's private memory (USS); their RSS would count the
+parent's pages they share a second time.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Section:
     name: str
     seconds: float = 0.0
     peak_rss: int = 0  # main process, bytes
-    peak_tree_rss: int = 0  # main process + children, bytes (upper bound)
+    peak_tree_rss: int = 0  # main process RSS + children's private memory (USS), bytes
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     cpu_seconds: float = 0.0  # user + system CPU of this process and its children
@@ -74,7 +75,7 @@ class RssSampler:
             tree = rss
             for child in self._proc.children(recursive=True):
                 with suppress(psutil.Error):  # a worker may exit between listing and reading
-                    tree += child.memory_info().rss
+                    tree += child.memory_full_info().uss  # pages only the worker holds
         except psutil.Error:
             return
         with self._lock:

@@ -114,8 +114,8 @@ def pass_table(result, section: Section) -> str:
     rows.append(["**end-to-end**", f"**{_fmt_s(result.total)}**", _fmt_s(result.total_cpu),
                  f"{result.landing_rows:,}", _rate(result.landing_rows, result.total), _gb(section.peak_rss)])
     table = _table(["stage", "wall s", "CPU s", "rows", "rows/s (wall)", "peak RSS"], rows)
-    return (f"{table}\n\npeak RSS {_gb(section.peak_rss)} (main process; with encryption workers "
-            f"{_gb(section.peak_tree_rss)}, an upper bound); load average {section.load_before[0]:.2f} before, "
+    return (f"{table}\n\npeak RSS {_gb(section.peak_rss)} (main process; with the encryption "
+            f"workers' private memory {_gb(section.peak_tree_rss)}); load average {section.load_before[0]:.2f} before, "
             f"{section.load_after[0]:.2f} after (2 cores: above 2 means other users' work competed for them)")
 
 

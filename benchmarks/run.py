@@ -148,6 +148,7 @@ def run_dagster_job(landing: Path, home: Path) -> tuple[float, dict[str, float]]
     from pipelines.definitions import defs
     from pipelines.resources import ScvResource
 
+    shutil.rmtree(home, ignore_errors=True)  # a kept --work folder holds the last run's job home
     shutil.copytree(landing, home / "landing", ignore=lambda _d, names: [n for n in names if DELTA_BATCH in n])
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     start = time.perf_counter()

@@ -430,3 +430,28 @@ def test_an_unforeseen_error_fails_only_its_file_says_no_plaintext_and_is_retrie
     monkeypatch.setattr(load, "stage_frame", real)  # the bug is fixed: the next run picks the file up
     reports = ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run2", NOW)
     assert [(r.file_name, r.status, r.loaded) for r in reports] == [("tickets-2.csv", "loaded", 1)]
+
+
+def test_known_files_are_not_read_again_but_a_rewritten_one_is(tmp_path, keyring, monkeypatch):
+    import os
+
+    import assets.landing.load as load
+
+    landing = tmp_path / "landing"
+    (landing / "service").mkdir(parents=True)
+    first = landing / "service" / "tickets-1.csv"
+    first.write_text(TICKETS + ROW.format(1))
+    con = duckdb.connect()
+    ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run1", NOW)
+    hashed = []
+    real = load.file_sha256
+    monkeypatch.setattr(load, "file_sha256", lambda p: hashed.append(p.name) or real(p))
+    assert ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run2", NOW) == []
+    assert hashed == []  # same name, size and mtime: not even opened
+    first.write_text(TICKETS + ROW.format(2))  # re-exported in place: same size, new content and mtime
+    stat = first.stat()
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    reports = ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run3", NOW)
+    assert hashed == ["tickets-1.csv"]
+    assert [(r.file_name, r.status, r.loaded) for r in reports] == [("tickets-1.csv", "loaded", 1)]
+    assert con.execute("SELECT count(*) FROM staging.tickets_current").fetchall() == [(2,)]

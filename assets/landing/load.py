@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -164,22 +165,21 @@ def _next_seq(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT coalesce(max(delivery_seq), 0) + 1 FROM staging.file_ledger").fetchall()[0][0]
 
 
-def _ledger(con, fmt, path, size, sha, rep: FileReport, seq, run_id, now) -> None:
+def _ledger(con, fmt, path, stat: os.stat_result, sha, rep: FileReport, seq, run_id, now) -> None:
     con.execute(
         "INSERT INTO staging.file_ledger (record_type, file_name, size_bytes, sha256, status, rows_delivered, "
         "rows_loaded, rows_quarantined, delivery_seq, batch, missing_columns, extra_columns, message, run_id, "
         "ingested_at, mtime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [fmt.record_type, path.name, size, sha, rep.status, rep.delivered, rep.loaded, rep.quarantined, seq,
+        [fmt.record_type, path.name, stat.st_size, sha, rep.status, rep.delivered, rep.loaded, rep.quarantined, seq,
          batch_label(path, fmt), rep.missing_columns, rep.extra_columns, rep.message, run_id, now,
-         path.stat().st_mtime_ns],
+         stat.st_mtime_ns],
     )
 
 
-def _unchanged_since_ledger(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat) -> bool:
+def _unchanged_since_ledger(con: duckdb.DuckDBPyConnection, path: Path, stat: os.stat_result, fmt: FileFormat) -> bool:
     """The quick check rsync makes: same name, size and modification time as a file already
     in the ledger means the same file, so the nightly run need not re-read gigabytes of landing
     files it has loaded before. A file rewritten in place changes its mtime and is hashed again."""
-    stat = path.stat()
     return bool(con.execute(
         "SELECT 1 FROM staging.file_ledger WHERE record_type = ? AND file_name = ? AND size_bytes = ? "
         "AND mtime_ns = ? AND status <> 'failed' LIMIT 1",
@@ -204,17 +204,17 @@ def _shape_only(raw_json: str, fmt: FileFormat) -> str:
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, keyring: Keyring, run_id: str,
                 now: datetime) -> FileReport:
     """Load one landing file (or record why not). Safe to call again: a known file is skipped."""
-    if _unchanged_since_ledger(con, path, fmt):
+    stat = path.stat()  # one stat for the quick check and the ledger row, so both see the same file
+    if _unchanged_since_ledger(con, path, stat, fmt):
         return FileReport(path.name, "known")
     sha = file_sha256(path)
-    size = path.stat().st_size
     known = con.execute(
         "SELECT file_name FROM staging.file_ledger WHERE record_type = ? AND sha256 = ? AND status <> 'failed'",
         [fmt.record_type, sha]).fetchall()
     if known:
         if path.name not in {k[0] for k in known}:
             rep = FileReport(path.name, "duplicate", message=f"same content as {known[0][0]}; skipped")
-            _ledger(con, fmt, path, size, sha, rep, None, run_id, now)
+            _ledger(con, fmt, path, stat, sha, rep, None, run_id, now)
             return rep
         return FileReport(path.name, "known")
     seq = _next_seq(con)
@@ -225,7 +225,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
         rep = FileReport(path.name, "unreadable", message=str(exc))
         con.execute("INSERT INTO staging.quarantine VALUES (?, ?, 0, ?, NULL, ?, ?)",
                     [fmt.record_type, path.name, f"whole file unreadable: {exc}", run_id, now])
-        _ledger(con, fmt, path, size, sha, rep, seq, run_id, now)
+        _ledger(con, fmt, path, stat, sha, rep, seq, run_id, now)
         return rep
     except KeyProblem:
         raise  # the keys, not the file: every file would fail alike, so the run must stop
@@ -234,7 +234,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
         message = f"{path.name}: could not be read ({type(exc).__name__}: {redact(str(exc), 200)}); retried next run"
         log.error(message)
         rep = FileReport(path.name, "failed", message=message)
-        _ledger(con, fmt, path, size, sha, rep, None, run_id, now)
+        _ledger(con, fmt, path, stat, sha, rep, None, run_id, now)
         return rep
     good, erased = split_suppressed(con, good, fmt.identifiers, keyring)
     label = batch_label(path, fmt)
@@ -266,7 +266,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
                      missing_columns=read.missing_columns, extra_columns=read.extra_columns)
     if rep.delivered != rep.loaded + rep.quarantined:  # an accounting bug must never pass silently
         raise AssertionError(f"{path.name}: {rep.delivered} delivered != {rep.loaded} loaded + {rep.quarantined}")
-    _ledger(con, fmt, path, size, sha, rep, seq, run_id, now)
+    _ledger(con, fmt, path, stat, sha, rep, seq, run_id, now)
     return rep
 
 

@@ -31,7 +31,8 @@ def identity_sources(con: duckdb.DuckDBPyConnection) -> list[Source]:
         Source(fmt.record_type, fmt.channel, f"staging.{fmt.record_type}_current", fmt.identifiers,
                event(fmt.record_type),
                "name_token" if any(f.role == "name" for f in fmt.fields) else None,
-               "gender" if any(f.role == "gender" for f in fmt.fields) else None)
+               "gender" if any(f.role == "gender" for f in fmt.fields) else None,
+               version_column="delivery_seq")
         for fmt in FORMATS if fmt.record_type in present
     ]
 

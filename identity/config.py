@@ -57,6 +57,9 @@ class IdentityConfig:
     # Over a limit, the top values must hold this share of the evidence for the
     # identifier to be kept (and only the outlying links dropped).
     dominance: float = 0.6
+    # An incremental run re-resolves the regions of the graph that changed records touch;
+    # above this share of all records a full run is cheaper and is taken instead.
+    incremental_max_share: float = 0.5
     # A component above this many records is reported as suspicious.
     max_cluster_records: int = 500
     id_prefix: str = "C"

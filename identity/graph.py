@@ -38,6 +38,7 @@ from datetime import datetime
 
 import duckdb
 
+from identity import incremental as incremental_mod
 from identity.config import IdentityConfig
 
 
@@ -52,6 +53,9 @@ class Source:
     event_column: str | None = None
     name_column: str | None = None
     gender_column: str | None = None
+    # A column that changes whenever a record is delivered again (``delivery_seq``):
+    # it lets a run re-resolve only the records that changed (``identity.incremental``).
+    version_column: str | None = None
 
 
 @dataclass
@@ -105,6 +109,8 @@ def _source_columns(s: Source, cfg: IdentityConfig) -> list[str]:
         columns.add(s.name_column)
     if s.event_column:
         columns.add(s.event_column)
+    if s.version_column:
+        columns.add(s.version_column)
     return sorted(columns - {"record_id"})
 
 
@@ -127,16 +133,18 @@ def _identifier_parts(s: Source, table: str, cfg: IdentityConfig) -> list[str]:
     return parts
 
 
-def build_identifiers(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: IdentityConfig) -> None:
+def build_identifiers(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: IdentityConfig,
+                      rk_base: int = 0) -> None:
     """Steps 1-2: number the records (``id_records``) and list their identifiers (``id_identifiers``).
 
     ``rk`` orders records by (record_type, record_id), as the audit tables have always
     numbered them, but is computed per source (row number within the type plus the
     records of the types before it). Each source is read once into a numbered copy,
     so identifiers get their record's number without a join on
-    (record_type, record_id) strings.
+    (record_type, record_id) strings. An incremental run numbers its records from
+    ``rk_base`` on, past every number the warehouse holds, in the same order.
     """
-    records, identifiers, offset = [], [], 0
+    records, identifiers, offset = [], [], rk_base
     ordered = sorted(sources, key=lambda s: s.record_type)
     for i, s in enumerate(ordered):
         table = f"id_src_{i}"
@@ -147,10 +155,12 @@ def build_identifiers(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg
             FROM {s.relation}""")
         offset += con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
         records.append(f"SELECT rk, '{s.record_type}' AS record_type, record_id, '{s.channel}' AS channel, "
-                       f"{s.event_column or 'NULL'}::TIMESTAMPTZ AS event_at FROM {table}")
+                       f"{s.event_column or 'NULL'}::TIMESTAMPTZ AS event_at, "
+                       f"{s.version_column or 'NULL'}::BIGINT AS version FROM {table}")
         identifiers += _identifier_parts(s, table, cfg)
     records = records or ["SELECT NULL::BIGINT AS rk, NULL::VARCHAR AS record_type, NULL::VARCHAR AS record_id, "
-                          "NULL::VARCHAR AS channel, NULL::TIMESTAMPTZ AS event_at WHERE FALSE"]
+                          "NULL::VARCHAR AS channel, NULL::TIMESTAMPTZ AS event_at, NULL::BIGINT AS version "
+                          "WHERE FALSE"]
     identifiers = identifiers or ["SELECT NULL::BIGINT AS rk, NULL::VARCHAR AS kind, NULL::VARCHAR AS value, "
                                   "NULL::BOOLEAN AS links, NULL::INTEGER AS strength WHERE FALSE"]
     con.execute(f"CREATE OR REPLACE TEMP TABLE id_records AS {' UNION ALL '.join(records)}")
@@ -463,7 +473,7 @@ def assign_stable_ids(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig, run_i
     return {"new_ids": new_ids, "merges": counts.get("merge", 0), "splits": counts.get("split", 0)}
 
 
-def write_lineage(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
+def lineage_query(cfg: IdentityConfig) -> str:
     """Step 6: one row per current record, with the key that tied it in.
 
     Written in no particular order: sorting millions of rows by ``rk`` cost a fifth
@@ -471,8 +481,7 @@ def write_lineage(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
     (record_type, record_id) itself; everything else joins or groups).
     """
     rank = "CASE kind " + " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(cfg.priority)) + " ELSE 99 END"
-    con.execute(f"""
-        CREATE OR REPLACE TABLE identity.record_customer AS
+    return f"""
         WITH deg AS (SELECT iid, count(*) AS d FROM id_links GROUP BY iid),
         best AS (
             SELECT l.rk, arg_min(l.kind, (CASE WHEN d.d > 1 THEN 0 ELSE 100 END) + {rank}) AS matched_by
@@ -481,11 +490,11 @@ def write_lineage(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
         FROM id_records r
         LEFT JOIN id_components c USING (rk)
         LEFT JOIN sid_map m USING (comp)
-        LEFT JOIN best b USING (rk)""")
+        LEFT JOIN best b USING (rk)"""
 
 
-def persist_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Write the graph's audit tables, read by the explain view, ``scv explain``, erasure and checks.
+def persisted_queries(cfg: IdentityConfig) -> dict[str, str]:
+    """What the run writes to ``identity.<table>``: the graph's audit tables and the lineage.
 
     Each token is stored once, in ``identity.identifier_tokens`` (iid, kind, value);
     the per-record tables carry only integer keys: ``identity.record_identifiers``
@@ -493,24 +502,36 @@ def persist_tables(con: duckdb.DuckDBPyConnection) -> None:
     64-character token again on every identifier row and every link row cost more
     than any other step of the run. ``identity.identifiers`` and ``identity.links``
     stay readable with their old columns, as views joining the tokens back.
-
-    ``identity.components`` is no longer kept (nothing reads it); an old copy is
-    dropped so it cannot be mistaken for this run's.
+    ``identity.records`` keeps each record's version and region, which the next run
+    needs to re-resolve only what changed (``identity.incremental``).
     """
     # iid is exact (``number_identifiers``): grouping on it lists each (kind, value) once
-    for table, query in (
-            ("records", "SELECT rk, record_type, record_id, channel, event_at FROM id_records"),
-            ("identifier_tokens", "SELECT iid, any_value(kind) AS kind, any_value(value) AS value "
-                                  "FROM id_identifiers GROUP BY iid"),
-            ("record_identifiers", "SELECT rk, iid, links, strength FROM id_identifiers"),
-            ("record_links", "SELECT rk, iid FROM id_links"),
-            ("rejected_identifiers", "SELECT kind, value, reason, records, detail FROM id_rejected"),
-            ("dropped_links", "SELECT rk, kind, value, reason FROM id_dropped")):
+    return {
+        "records": "SELECT r.rk, r.record_type, r.record_id, r.channel, r.event_at, r.version, "
+                   "coalesce(g.comp, r.rk) AS region FROM id_records r LEFT JOIN id_regions g USING (rk)",
+        "identifier_tokens": "SELECT iid, any_value(kind) AS kind, any_value(value) AS value "
+                             "FROM id_identifiers GROUP BY iid",
+        "record_identifiers": "SELECT rk, iid, links, strength FROM id_identifiers",
+        "record_links": "SELECT rk, iid FROM id_links",
+        "rejected_identifiers": "SELECT kind, value, reason, records, detail FROM id_rejected",
+        "dropped_links": "SELECT rk, kind, value, reason FROM id_dropped",
+        "record_customer": lineage_query(cfg),
+    }
+
+
+def persist_tables(con: duckdb.DuckDBPyConnection, queries: dict[str, str]) -> None:
+    """A full run replaces every persisted table (``identity.components`` is no longer kept; an old
+    copy is dropped so it cannot be mistaken for this run's)."""
+    for table, query in queries.items():
         con.execute(f"CREATE OR REPLACE TABLE identity.{table} AS {query}")
+    create_token_views(con)
+    con.execute("DROP TABLE IF EXISTS identity.components")
+
+
+def create_token_views(con: duckdb.DuckDBPyConnection) -> None:
     for view, query in TOKEN_VIEWS.items():
         _drop_table(con, "identity", view)  # a table of that name, from a warehouse written before the views
         con.execute(f"CREATE OR REPLACE VIEW identity.{view} AS {query}")
-    con.execute("DROP TABLE IF EXISTS identity.components")
 
 
 # The per-record identifier and link tables with their tokens, as readers have always seen them.
@@ -531,7 +552,7 @@ def _drop_table(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
         con.execute(f'DROP TABLE "{schema}"."{name}"')
 
 
-SCRATCH_PREFIXES = ("id_", "g_", "hh_", "lp_", "sid_")
+SCRATCH_PREFIXES = ("id_", "g_", "hh_", "lp_", "sid_", "inc_")
 
 
 def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
@@ -562,16 +583,47 @@ LEFT JOIN identity.dropped_links d ON d.rk = r.rk AND d.kind = t.kind AND d.valu
 
 
 def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: IdentityConfig, run_id: str,
-            now: datetime) -> ResolveStats:
-    """Run every step; the previous ``record_customer`` (if any) seeds stable ids."""
+            now: datetime, incremental: bool = True) -> ResolveStats:
+    """Run every step; the previous ``record_customer`` (if any) seeds stable ids.
+
+    With ``incremental`` (the default) and a previous run's state, only the regions
+    of the graph that changed records touch are resolved and merged in
+    (``identity.incremental``); the result is the same as a full run's.
+    """
     con.execute(DDL)
-    build_identifiers(con, sources, cfg)
-    apply_guards(con, cfg)
-    apply_household_guard(con, cfg)
-    iterations = connected_components(con, links="id_links", out="id_components")
-    ids = assign_stable_ids(con, cfg, run_id, now)
-    write_lineage(con, cfg)
-    persist_tables(con)
+    con.execute(incremental_mod.STATE_DDL)
+    plan = incremental_mod.plan(con, sources, cfg, _identifier_parts, IDENTIFIER_HASH) if incremental else None
+    extra = {"mode": "full", "records_resolved": None}
+    iterations = 0
+    if plan is not None and plan.unchanged:
+        extra = {"mode": "unchanged", "records_resolved": 0}
+        ids = {"new_ids": 0, "merges": 0, "splits": 0}
+    else:
+        if plan is not None:
+            build_identifiers(con, plan.sources, cfg, plan.rk_base)
+            if not number_identifiers(con) or not incremental_mod.tokens_agree(con):
+                drop_scratch(con)  # a number shared with another token: only a full run numbers them exactly
+                plan = None
+        if plan is None:
+            build_identifiers(con, sources, cfg)
+            hashed = number_identifiers(con)
+        else:
+            hashed = True
+            extra = {"mode": "incremental", "records_resolved": plan.records}
+        apply_guards(con, cfg)
+        apply_household_guard(con, cfg)
+        connected_components(con, links="(SELECT rk, iid FROM id_identifiers WHERE links)", out="id_regions")
+        iterations = connected_components(con, links="id_links", out="id_components")
+        ids = assign_stable_ids(con, cfg, run_id, now)
+        queries = persisted_queries(cfg)
+        if plan is None:
+            persist_tables(con, queries)
+        else:
+            incremental_mod.merge(con, queries)
+        con.execute("DELETE FROM identity.resolve_state")
+        con.execute("INSERT INTO identity.resolve_state VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [incremental_mod.fingerprint(cfg, IDENTIFIER_HASH), hashed, incremental_mod.source_specs(sources),
+                     extra["mode"], extra["records_resolved"], run_id, now])
     drop_scratch(con)
     con.execute(EXPLAIN_VIEW)
     q = con.execute("""
@@ -579,4 +631,4 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
                (SELECT count(*) FROM identity.record_customer WHERE customer_id IS NOT NULL),
                (SELECT count(DISTINCT customer_id) FROM identity.record_customer),
                (SELECT count(*) FROM identity.rejected_identifiers)""").fetchall()[0]
-    return ResolveStats(q[0], q[1], q[2], iterations, q[3], ids["new_ids"], ids["merges"], ids["splits"])
+    return ResolveStats(q[0], q[1], q[2], iterations, q[3], ids["new_ids"], ids["merges"], ids["splits"], extra)

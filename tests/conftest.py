@@ -10,6 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from identity.config import IdentityConfig
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_LANDING = REPO / "data" / "landing"
 SAMPLE_TRUTH = REPO / "data" / "sample-truth.csv"
@@ -69,6 +71,9 @@ class Graph:
     """Build tiny staging tables by hand and resolve them: for identity unit tests."""
 
     KINDS = ("phone", "unionid", "email", "member_card", "weibo_uid", "buyer_nick")
+    # every type a test may add: the settings (and so the identity fingerprint) do not change as types appear
+    ALL_TYPES = ("followers", "interactions", "leads", "members", "miniprogram", "surveys", "tickets",
+                 "tmall_orders", "transactions", "users", "webshop_orders")
     COLUMN = {"phone": "phone_token", "unionid": "unionid_token", "email": "email_token",
               "member_card": "member_card", "weibo_uid": "weibo_uid", "buyer_nick": "buyer_nick_token"}
 
@@ -84,22 +89,33 @@ class Graph:
             cols = ", ".join(f"{self.COLUMN[k]} VARCHAR" for k in self.KINDS)
             self.con.execute(f"CREATE TABLE s.{record_type} (record_id VARCHAR, phone_status VARCHAR, "
                              f"phone_is_mobile BOOLEAN, name_token VARCHAR, gender VARCHAR, event_at TIMESTAMPTZ, "
-                             f"{cols})")
+                             f"delivery_seq BIGINT, {cols})")
             self.types.add(record_type)
-        values = [record_id, phone_status, True, name, gender, NOW] + [ids.get(k) for k in self.KINDS]
+        # the run that first sees a row: a record delivered again carries a new version
+        values = [record_id, phone_status, True, name, gender, NOW, self.run + 1] + [ids.get(k) for k in self.KINDS]
         self.con.execute(f"INSERT INTO s.{record_type} VALUES ({', '.join('?' * len(values))})", values)
         return self
 
-    def resolve(self, cfg=None):
-        from identity.config import IdentityConfig
+    def redeliver(self, record_type: str, record_id: str, phone_status: str = "ok", name: str | None = None,
+                  gender: str | None = None, **ids):
+        """A new delivery of a record: it replaces the old row, as ``staging.<type>_current`` does."""
+        self.con.execute(f"DELETE FROM s.{record_type} WHERE record_id = ?", [record_id])
+        return self.add(record_type, record_id, phone_status, name, gender, **ids)
+
+    def resolve(self, cfg=None, incremental: bool = True):
         from identity.graph import Source, resolve
 
         self.run += 1
         sources = [Source(rt, "test", f"s.{rt}", tuple((k, self.COLUMN[k]) for k in self.KINDS), "event_at",
-                          "name_token", "gender") for rt in sorted(self.types)]
-        every = tuple(sorted(self.types))
-        return resolve(self.con, sources, cfg or IdentityConfig(name_sources=every, gender_sources=every),
-                       f"run{self.run}", NOW)
+                          "name_token", "gender", "delivery_seq") for rt in sorted(self.types)]
+        return resolve(self.con, sources, cfg or self.config(),
+                       f"run{self.run}", NOW, incremental=incremental)
+
+    @classmethod
+    def config(cls, **settings) -> IdentityConfig:
+        """Names and genders from every type; incremental runs whatever share of the graph they touch."""
+        return IdentityConfig(**{"name_sources": cls.ALL_TYPES, "gender_sources": cls.ALL_TYPES,
+                                 "incremental_max_share": 1.0, **settings})
 
     def customer(self, record_type: str, record_id: str) -> str | None:
         return self.con.execute("SELECT customer_id FROM identity.record_customer WHERE record_type = ? AND "

@@ -1,0 +1,239 @@
+"""Incremental identity: re-resolve only the part of the graph that new deliveries touch.
+
+A nightly delivery changes a few percent of the records, yet every guard, component
+and stable id of a full ``resolve`` is recomputed for all of them. This module finds
+the smallest set of records whose results can change and lets ``resolve`` run its
+usual steps on that set alone, then merges the results into the persisted tables.
+
+Why that is exact. Every decision of the graph is local to a *region*: a connected
+component of records over every linking identifier before any guard (rejected and
+dropped ones included; placeholders and name/gender attributes excluded, they never
+link). A cardinality guard on identifier X looks only at the records carrying X; the
+household guard on phone P looks at the guard-filtered components of P's records,
+each inside P's region; customers are components of a subset of the region's links;
+an old customer lies inside one old region. So if ``A`` is a union of regions of the
+new graph, resolving ``A`` alone gives, for ``A``, exactly what a full run gives, and
+every record outside ``A`` keeps its previous result. ``A`` is built as:
+
+* the changed records: current rows whose (record_id, version) the last run did not
+  see (new records and new deliveries of old ones);
+* every record of the old regions that hold a record no longer current (re-delivered,
+  erased, withdrawn), or that link through an identifier a changed or gone record carries.
+
+Placeholders are the one value-wide rule (a blocklisted number is rejected wherever it
+appears), and it needs no region: ``phone_status`` is a function of the number, so a
+token is a placeholder on every record or on none, and never links.
+
+A new region is a changed record plus the old regions it touches, so ``A`` is a union
+of new regions. Taking a region too many is always safe (it is recomputed
+unchanged); the planner errs that way, never the other.
+
+Two choices depend on an order: new customer ids are issued in the order of their
+component's smallest record number (``rk``), and split ties are broken on it. The
+planner numbers ``A``'s records after every number in the warehouse, in the same
+(record_type, record_id) order a full run uses, so within ``A`` the order is the
+same and so are the ids. ``rk`` itself is an internal key: after incremental runs it
+no longer equals a full run's numbering, and nothing outside the graph relies on it.
+
+A full run is taken instead when there is no previous state, the identity settings
+or a source's columns changed (``fingerprint``, ``source_specs``), a source has no version column, identifier
+numbers are not the hashed ones, or the touched set is over ``max_share`` of the
+records (``IdentityConfig.incremental_max_share``: a full run is cheaper then).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, replace
+
+import duckdb
+
+from identity.config import IdentityConfig
+
+STATE_DDL = """
+CREATE TABLE IF NOT EXISTS identity.resolve_state (
+    fingerprint VARCHAR, hashed_ids BOOLEAN, sources VARCHAR, mode VARCHAR, records_resolved BIGINT,
+    run_id VARCHAR, resolved_at TIMESTAMPTZ)"""
+
+@dataclass
+class Plan:
+    """What an incremental run re-resolves: ``sources`` restricted to the touched records."""
+
+    sources: list
+    rk_base: int
+    changed: int  # current records new or re-delivered since the last run
+    gone: int  # records of the last run no longer current
+    records: int  # records re-resolved (the touched regions plus the changed records)
+    total: int  # current records
+
+    @property
+    def unchanged(self) -> bool:
+        return self.changed == 0 and self.gone == 0
+
+
+def fingerprint(cfg: IdentityConfig, identifier_hash: str) -> str:
+    """A digest of the settings and the identifier numbering: a change in either means a full run."""
+    return hashlib.sha256(repr((cfg, identifier_hash)).encode()).hexdigest()
+
+
+def source_specs(sources: list) -> str:
+    """Each source's digest, ``type=digest;...``: a source whose columns changed means a full run.
+
+    A source that appears is not a change of settings (its records are all new), nor
+    one that disappears (its records are all gone).
+    """
+    digests = (f"{s.record_type}=" + hashlib.sha256(repr(
+        (s.channel, s.relation, s.identifiers, s.event_column, s.name_column, s.gender_column, s.version_column)
+    ).encode()).hexdigest()[:16] for s in sorted(sources, key=lambda s: s.record_type))
+    return ";".join(digests)
+
+
+def _specs(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in text.split(";") if item)
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str, column: str | None = None) -> bool:
+    q = ("SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+         "AND schema_name = 'identity' AND table_name = ?")
+    args = [table]
+    if column:
+        q += " AND column_name = ?"
+        args.append(column)
+    return con.execute(q, args).fetchall()[0][0] > 0
+
+
+def previous_state(con: duckdb.DuckDBPyConnection) -> tuple[str, bool, str] | None:
+    """(fingerprint, hashed_ids, source specs) of the last run, or None where it cannot seed an
+    incremental run."""
+    needed = [("resolve_state", "sources"), ("records", "region"), ("records", "version"),
+              ("record_identifiers", None), ("identifier_tokens", None), ("record_customer", None),
+              ("rejected_identifiers", None), ("dropped_links", None), ("record_links", None)]
+    if not all(_exists(con, t, c) for t, c in needed):
+        return None
+    row = con.execute("SELECT fingerprint, hashed_ids, sources FROM identity.resolve_state").fetchall()
+    return (row[0][0], bool(row[0][1]), row[0][2] or "") if len(row) == 1 else None
+
+
+def plan(con: duckdb.DuckDBPyConnection, sources: list, cfg: IdentityConfig, identifier_parts,
+         identifier_hash: str) -> Plan | None:
+    """The touched records (TEMP ``inc_keys``, ``inc_old``) and the restricted sources, or None for a full run.
+
+    ``identifier_parts`` is ``identity.graph._identifier_parts``: the changed records'
+    identifiers are listed by the same code that lists them in a run.
+    """
+    if not sources or any(s.version_column is None for s in sources):
+        return None
+    state = previous_state(con)
+    if state is None or state[:2] != (fingerprint(cfg, identifier_hash), True):
+        return None
+    before, now = _specs(state[2]), _specs(source_specs(sources))
+    if any(before.get(t, spec) != spec for t, spec in now.items()):
+        return None
+    types = ", ".join(f"'{s.record_type}'" for s in sources)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE inc_changed (record_type VARCHAR, record_id VARCHAR);
+        CREATE OR REPLACE TEMP TABLE inc_gone (rk BIGINT);
+        CREATE OR REPLACE TEMP TABLE inc_iids (iid BIGINT);""")
+    con.execute(f"INSERT INTO inc_gone SELECT rk FROM identity.records WHERE record_type NOT IN ({types})")
+    for s in sources:
+        rt, version = s.record_type, s.version_column
+        con.execute(f"""
+            INSERT INTO inc_changed
+            SELECT '{rt}', record_id FROM (SELECT record_id, {version}::BIGINT AS version FROM {s.relation})
+            ANTI JOIN (SELECT record_id, version FROM identity.records WHERE record_type = '{rt}')
+            USING (record_id, version)""")
+        con.execute(f"""
+            INSERT INTO inc_gone
+            SELECT rk FROM (SELECT rk, record_id, version FROM identity.records WHERE record_type = '{rt}')
+            ANTI JOIN (SELECT record_id, {version}::BIGINT AS version FROM {s.relation}) USING (record_id, version)""")
+    changed = con.execute("SELECT count(*) FROM inc_changed").fetchall()[0][0]
+    gone = con.execute("SELECT count(*) FROM inc_gone").fetchall()[0][0]
+    total = sum(con.execute(f"SELECT count(*) FROM {s.relation}").fetchall()[0][0] for s in sources)
+    rk_base = con.execute("SELECT coalesce(max(rk), 0) FROM identity.records").fetchall()[0][0]
+    if changed == 0 and gone == 0:
+        return Plan(sources, rk_base, 0, 0, 0, total)
+
+    # every identifier whose carriers changed: the changed records' (numbered as a run numbers
+    # them) and the gone records'.
+    for s in sources:
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE inc_src AS
+            SELECT 0::BIGINT AS rk, * FROM {s.relation}
+            SEMI JOIN (SELECT record_id FROM inc_changed WHERE record_type = '{s.record_type}') USING (record_id)""")
+        parts = identifier_parts(s, "inc_src", cfg)
+        if parts:
+            con.execute(f"INSERT INTO inc_iids SELECT DISTINCT {identifier_hash} FROM ({' UNION ALL '.join(parts)})")
+    con.execute("INSERT INTO inc_iids SELECT DISTINCT iid FROM identity.record_identifiers "
+                "SEMI JOIN inc_gone USING (rk)")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE inc_regions AS
+            SELECT DISTINCT r.region FROM identity.records r
+            SEMI JOIN (SELECT rk FROM identity.record_identifiers i SEMI JOIN inc_iids USING (iid) WHERE i.links)
+                USING (rk)
+            UNION SELECT region FROM identity.records SEMI JOIN inc_gone USING (rk);
+        -- every record of the last run that is re-resolved (and so removed from the persisted tables first)
+        CREATE OR REPLACE TEMP TABLE inc_old AS
+            SELECT rk, record_type, record_id FROM identity.records SEMI JOIN inc_regions USING (region);
+        CREATE OR REPLACE TEMP TABLE inc_keys AS
+            SELECT record_type, record_id FROM inc_old ANTI JOIN inc_gone USING (rk)
+            UNION SELECT record_type, record_id FROM inc_changed;
+        DROP TABLE inc_src; DROP TABLE inc_iids; DROP TABLE inc_regions;""")
+    records = con.execute("SELECT count(*) FROM inc_keys").fetchall()[0][0]
+    if records > cfg.incremental_max_share * total:
+        return None
+    restricted = [replace(s, relation=f"(SELECT * FROM {s.relation} SEMI JOIN (SELECT record_id FROM inc_keys "
+                                      f"WHERE record_type = '{s.record_type}') USING (record_id))")
+                  for s in sources]
+    return Plan(restricted, rk_base, changed, gone, records, total)
+
+
+def tokens_agree(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when no identifier number of this run stands for another token in the warehouse.
+
+    A full run checks its numbers against each other (``number_identifiers``); an
+    incremental run must also check them against the numbers it merges into.
+    """
+    clashes = con.execute("""
+        SELECT count(*) FROM (SELECT DISTINCT iid, kind, value FROM id_identifiers) n
+        JOIN identity.identifier_tokens t USING (iid) WHERE t.kind <> n.kind OR t.value <> n.value""").fetchall()
+    return clashes[0][0] == 0
+
+
+# Persisted per-record tables, keyed by rk: what replaces the touched records' old rows.
+RK_TABLES = ("records", "record_identifiers", "record_links", "dropped_links")
+
+
+def merge(con: duckdb.DuckDBPyConnection, queries: dict[str, str]) -> None:
+    """Replace the touched records' rows in the persisted tables with this run's (``queries``: table -> SELECT).
+
+    The old rows to remove are those of the records in ``inc_old``; rejected
+    identifiers and tokens carry no record number, so they are matched through the
+    identifiers those records carried. A placeholder's record count spans every
+    region, so placeholder rows are counted again over the whole table.
+    """
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE inc_old_iid AS
+            SELECT DISTINCT iid FROM identity.record_identifiers SEMI JOIN inc_old USING (rk);
+        DELETE FROM identity.rejected_identifiers r USING (
+            SELECT kind, value FROM identity.identifier_tokens SEMI JOIN inc_old_iid USING (iid)) o
+            WHERE r.kind = o.kind AND r.value = o.value;
+        DELETE FROM identity.rejected_identifiers WHERE reason = 'placeholder or blocklisted number';
+        DELETE FROM identity.record_customer r USING inc_old o
+            WHERE r.record_type = o.record_type AND r.record_id = o.record_id;""")
+    for table in RK_TABLES:
+        con.execute(f"DELETE FROM identity.{table} WHERE rk IN (SELECT rk FROM inc_old)")
+    for table in (*RK_TABLES, "record_customer"):
+        con.execute(f"INSERT INTO identity.{table} BY NAME {queries[table]}")
+    con.execute(f"""
+        INSERT INTO identity.rejected_identifiers BY NAME
+            SELECT * FROM ({queries['rejected_identifiers']}) WHERE reason <> 'placeholder or blocklisted number';
+        INSERT INTO identity.identifier_tokens BY NAME
+            SELECT * FROM ({queries['identifier_tokens']}) ANTI JOIN identity.identifier_tokens USING (iid);
+        DELETE FROM identity.identifier_tokens
+            WHERE iid IN (SELECT iid FROM inc_old_iid ANTI JOIN identity.record_identifiers USING (iid));
+        INSERT INTO identity.rejected_identifiers BY NAME
+            SELECT t.kind, t.value, 'placeholder or blocklisted number' AS reason, count(*) AS records,
+                   NULL::VARCHAR AS detail
+            FROM identity.record_identifiers i JOIN identity.identifier_tokens t USING (iid)
+            WHERE t.kind = 'phone' AND NOT i.links GROUP BY t.kind, t.value;
+        DROP TABLE inc_old_iid;""")

@@ -222,8 +222,10 @@ def merge(con: duckdb.DuckDBPyConnection, queries: dict[str, str]) -> None:
             WHERE r.record_type = o.record_type AND r.record_id = o.record_id;""")
     for table in RK_TABLES:
         con.execute(f"DELETE FROM identity.{table} WHERE rk IN (SELECT rk FROM inc_old)")
-    for table in (*RK_TABLES, "record_customer"):
+    con.execute(f"CREATE OR REPLACE TEMP TABLE inc_lineage AS {queries['record_customer']}")
+    for table in RK_TABLES:
         con.execute(f"INSERT INTO identity.{table} BY NAME {queries[table]}")
+    con.execute("INSERT INTO identity.record_customer BY NAME SELECT * FROM inc_lineage")
     con.execute(f"""
         INSERT INTO identity.rejected_identifiers BY NAME
             SELECT * FROM ({queries['rejected_identifiers']}) WHERE reason <> 'placeholder or blocklisted number';

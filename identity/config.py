@@ -44,6 +44,10 @@ class IdentityConfig:
     # Names count towards the limits only from sources where people type their own
     # name (a Tmall receiver may be a gift recipient), and only in Chinese script.
     name_sources: tuple[str, ...] = ("members", "leads", "webshop_orders")
+    # Names a parcel was addressed to (a Tmall receiver): mostly the buyer, now and then a
+    # gift recipient. Never counted by the limits; the household guard compares the name
+    # an account ships to on most of its orders with the names other people typed.
+    receiver_name_sources: tuple[str, ...] = ("tmall_orders",)
     # Genders as the person stated them, to tell family members sharing a phone apart.
     gender_sources: tuple[str, ...] = ("members", "followers", "users")
     # Attributes the household guard compares across the records a phone joins: a
@@ -74,7 +78,7 @@ class IdentityConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"{path}: unknown identity settings {sorted(unknown)}")
-        for key in ("priority", "name_sources", "gender_sources", "household_attributes"):
+        for key in ("priority", "name_sources", "receiver_name_sources", "gender_sources", "household_attributes"):
             if key in data:
                 data[key] = tuple(data[key])
         if "limits" in data:

@@ -90,6 +90,12 @@ CREATE TABLE IF NOT EXISTS identity.record_customer (
 IDENTIFIER_HASH = "(hash(kind, value) >> 1)::BIGINT"
 
 
+# Guard attributes (names, genders) link nothing and carry strength 0; a receiver name
+# (``receiver_name_sources``) carries this instead: the record-level limits skip it, and only
+# the household guard reads it, as the name an account ships to on most of its orders.
+RECEIVER_STRENGTH = -1
+
+
 def _phone_condition(column: str, cfg: IdentityConfig) -> str:
     mobile = "" if cfg.match_landlines else " AND phone_is_mobile"
     return f"phone_status = 'ok'{mobile}" if column == "phone_token" else "TRUE"
@@ -105,7 +111,7 @@ def _source_columns(s: Source, cfg: IdentityConfig) -> list[str]:
         columns.add("phone_is_mobile")
     if s.gender_column and s.record_type in cfg.gender_sources:
         columns.add(s.gender_column)
-    if s.name_column and s.record_type in cfg.name_sources:
+    if s.name_column and s.record_type in cfg.name_sources + cfg.receiver_name_sources:
         columns.add(s.name_column)
     if s.event_column:
         columns.add(s.event_column)
@@ -130,6 +136,9 @@ def _identifier_parts(s: Source, table: str, cfg: IdentityConfig) -> list[str]:
                      f"WHERE {s.gender_column} IS NOT NULL")
     if s.name_column and s.record_type in cfg.name_sources:
         parts.append(f"SELECT rk, 'name', {s.name_column}, FALSE, 0 FROM {table} WHERE {s.name_column} IS NOT NULL")
+    elif s.name_column and s.record_type in cfg.receiver_name_sources:
+        parts.append(f"SELECT rk, 'name', {s.name_column}, FALSE, {RECEIVER_STRENGTH} FROM {table} "
+                     f"WHERE {s.name_column} IS NOT NULL")
     return parts
 
 
@@ -229,7 +238,8 @@ def apply_guards(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
             SELECT a.kind, a.iid, b.kind AS other_kind, b.iid AS other_iid, l.max_distinct,
                    count(DISTINCT a.rk) AS support
             FROM (SELECT * FROM id_identifiers WHERE links AND kind IN (SELECT kind FROM g_lim)) a
-            JOIN (SELECT * FROM id_identifiers WHERE kind IN (SELECT other_kind FROM g_lim)) b
+            JOIN (SELECT * FROM id_identifiers
+                  WHERE kind IN (SELECT other_kind FROM g_lim) AND strength <> {RECEIVER_STRENGTH}) b
               ON a.rk = b.rk AND a.kind <> b.kind
             JOIN g_lim l ON l.kind = a.kind AND l.other_kind = b.kind
             GROUP BY ALL;
@@ -324,11 +334,14 @@ def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -
         CREATE OR REPLACE TEMP TABLE hh_rec AS
             SELECT l.rk, l.iid AS phone, l.value AS phone_value, coalesce(a.comp, -l.rk) AS anchor
             FROM id_links l LEFT JOIN hh_anchor a USING (rk) WHERE l.kind = 'phone';
-        -- anchors carrying one value of a kind only: an anchor that is itself inconsistent says nothing
+        -- an anchor's value of a kind is the one on most of its records (a Tmall account's receiver
+        -- name beside the odd gift); an anchor without a dominant value says nothing
         CREATE OR REPLACE TEMP TABLE hh_anchor_value AS
-            SELECT i.kind, coalesce(a.comp, -i.rk) AS anchor, any_value(i.iid) AS value
-            FROM id_identifiers i LEFT JOIN hh_anchor a USING (rk) WHERE i.kind IN (SELECT kind FROM hh_kind)
-            GROUP BY 1, 2 HAVING count(DISTINCT i.iid) = 1;
+            SELECT kind, anchor, arg_max(value, n) AS value FROM (
+                SELECT i.kind, coalesce(a.comp, -i.rk) AS anchor, i.iid AS value, count(*) AS n
+                FROM id_identifiers i LEFT JOIN hh_anchor a USING (rk) WHERE i.kind IN (SELECT kind FROM hh_kind)
+                GROUP BY 1, 2, 3)
+            GROUP BY 1, 2 HAVING max(n) >= {cfg.dominance} * sum(n);
         CREATE OR REPLACE TEMP TABLE hh_phone AS
             SELECT n.kind, r.phone, n.value, count(*) AS support
             FROM hh_rec r JOIN hh_anchor_value n USING (anchor)

@@ -146,6 +146,37 @@ def test_household_kinds_are_judged_in_config_order(graph):
     assert len({graph.customer(t, r) for t, r in (("members", "cardA"), ("leads", "leadB"), ("members", "cardC"))}) == 3
 
 
+# Tmall receiver names as configured by default: household guard only, never the record limits
+RECEIVERS = IdentityConfig(name_sources=("members",), gender_sources=())
+
+
+def test_household_phone_is_caught_through_tmall_receiver_names(graph):
+    # a member card (NA) and a Tmall account shipping to NB meet only on a family phone
+    graph.add("members", "cardA", member_card="cardA", name="NA")
+    for i in range(2):
+        graph.add("transactions", f"tA{i}", member_card="cardA", phone="HOME")
+    graph.add("tmall_orders", "oB0", buyer_nick="B", name="NB", phone="HOME")
+    graph.add("tmall_orders", "oB1", buyer_nick="B", name="NB")
+    graph.resolve(RECEIVERS)
+    assert graph.customer("tmall_orders", "oB0") == graph.customer("tmall_orders", "oB1")
+    assert graph.customer("tmall_orders", "oB0") != graph.customer("members", "cardA")
+    assert graph.customer("transactions", "tA0") == graph.customer("members", "cardA")
+    assert graph.con.execute("SELECT reason FROM identity.dropped_links WHERE value = 'HOME'").fetchall() == [
+        ("phone shared with a person of another name elsewhere",)]
+
+
+def test_a_gift_order_does_not_split_the_buyer(graph):
+    # the buyer ships to themselves on three orders and once to a friend, on the order carrying the phone
+    graph.add("members", "card", member_card="card", name="NA", phone="P")
+    for i in range(3):
+        graph.add("tmall_orders", f"own{i}", buyer_nick="A", name="NA")
+    graph.add("tmall_orders", "gift", buyer_nick="A", name="FRIEND", phone="P")
+    graph.resolve(RECEIVERS)
+    assert len(graph.groups()) == 1
+    assert graph.con.execute("SELECT count(*) FROM identity.rejected_identifiers").fetchall() == [(0,)]
+    assert graph.con.execute("SELECT count(*) FROM identity.dropped_links").fetchall() == [(0,)]
+
+
 def test_stranger_typo_on_one_order_does_not_cost_the_owner_their_phone(graph):
     # the owner's Tmall account carries the phone on three orders, a stranger's typo on one
     for n in range(3):

@@ -40,6 +40,10 @@ def record_customer(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.M
         "match_rate": round(match_rate, 4),
         "records_on_2plus_channel_customers": diag["share_of_records_on_2plus_channel_customers"],
         "dropped_links": diag["dropped_links"],
+        # incremental: only the regions of the graph that changed records touch were re-resolved
+        "resolve_mode": stats.extra.get("mode", "full"),
+        "records_re_resolved": stats.extra.get("records_resolved") if stats.extra.get("mode") != "full"
+        else stats.records,
         "label_propagation_rounds": stats.iterations,
         "rejected_identifiers": stats.rejected,
         "new_customer_ids": stats.new_ids,

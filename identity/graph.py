@@ -439,6 +439,33 @@ def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 2
     return iterations
 
 
+def compute_regions(con: duckdb.DuckDBPyConnection) -> None:
+    """Step 4b: ``id_regions`` (rk, region), the components before any guard (``identity.incremental``).
+
+    A region is a component over every linking identifier, the rejected and dropped
+    links included. It is found from the customers rather than from scratch: each
+    component is contracted to one node (its label, a record number), and only the
+    identifiers that lost a link to a guard (a few per thousand) are propagated over
+    those nodes, with their removed and their kept links.
+    """
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE id_removed AS
+            SELECT i.rk, i.iid FROM id_identifiers i SEMI JOIN id_rejected r USING (kind, iid) WHERE i.links
+            UNION SELECT rk, iid FROM id_dropped;
+        -- each removed link, and each kept link of an identifier that lost one, between contracted nodes
+        CREATE OR REPLACE TEMP TABLE id_removed AS
+            SELECT coalesce(c.comp, x.rk) AS rk, x.iid FROM (
+                SELECT rk, iid FROM id_removed
+                UNION SELECT rk, iid FROM id_links SEMI JOIN (SELECT DISTINCT iid FROM id_removed) USING (iid)) x
+            LEFT JOIN id_components c USING (rk)""")
+    connected_components(con, links="id_removed", out="id_node_regions")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE id_regions AS
+            SELECT r.rk, coalesce(n.comp, c.comp, r.rk) AS comp
+            FROM id_records r LEFT JOIN id_components c USING (rk)
+            LEFT JOIN id_node_regions n ON n.rk = coalesce(c.comp, r.rk)""")
+
+
 def assign_stable_ids(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig, run_id: str, now: datetime) -> dict:
     """Step 5: carry customer ids over from the previous lineage table."""
     con.execute("""
@@ -521,7 +548,7 @@ def persisted_queries(cfg: IdentityConfig) -> dict[str, str]:
     # iid is exact (``number_identifiers``): grouping on it lists each (kind, value) once
     return {
         "records": "SELECT r.rk, r.record_type, r.record_id, r.channel, r.event_at, r.version, "
-                   "coalesce(g.comp, r.rk) AS region FROM id_records r LEFT JOIN id_regions g USING (rk)",
+                   "g.comp AS region FROM id_records r JOIN id_regions g USING (rk)",
         "identifier_tokens": "SELECT iid, any_value(kind) AS kind, any_value(value) AS value "
                              "FROM id_identifiers GROUP BY iid",
         "record_identifiers": "SELECT rk, iid, links, strength FROM id_identifiers",
@@ -625,8 +652,8 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
             extra = {"mode": "incremental", "records_resolved": plan.records}
         apply_guards(con, cfg)
         apply_household_guard(con, cfg)
-        connected_components(con, links="(SELECT rk, iid FROM id_identifiers WHERE links)", out="id_regions")
         iterations = connected_components(con, links="id_links", out="id_components")
+        compute_regions(con)
         ids = assign_stable_ids(con, cfg, run_id, now)
         queries = persisted_queries(cfg)
         if plan is None:

@@ -147,6 +147,7 @@ class PassResult:
     customers: int = 0
     export_rows: dict[str, int] = field(default_factory=dict)
     label_rounds: int = 0
+    identity: dict = field(default_factory=dict)  # how identity resolved: mode, records re-resolved
     peak_rss: dict[str, int] = field(default_factory=dict)  # per stage, when a sampler is given
     sampler: RssSampler | None = field(default=None, repr=False)
 
@@ -212,6 +213,7 @@ def run_pass(home: Path, keyring: Keyring, run_id: str, now: datetime | None = N
     with result.stage("identity"):
         stats = resolve(con, identity_sources(con), IdentityConfig.load(), run_id, now)
     result.records, result.customers, result.label_rounds = stats.records, stats.customers, stats.iterations
+    result.identity = dict(stats.extra)
 
     with result.stage("mart"):
         build_profile(con, present_types(con), MartConfig(as_of=as_of_date()))

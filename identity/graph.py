@@ -80,6 +80,8 @@ CREATE TABLE IF NOT EXISTS identity.customer_id_history (
     old_id VARCHAR, new_id VARCHAR, run_id VARCHAR, reason VARCHAR, changed_at TIMESTAMPTZ);
 CREATE TABLE IF NOT EXISTS identity.record_customer (
     channel VARCHAR, record_type VARCHAR, record_id VARCHAR, customer_id VARCHAR, matched_by VARCHAR);
+-- customer ids re-resolved since the mart last refreshed (NULL: every customer, after a full run)
+CREATE TABLE IF NOT EXISTS identity.touched_customers (customer_id VARCHAR, run_id VARCHAR);
 """
 
 
@@ -658,8 +660,9 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
         queries = persisted_queries(cfg)
         if plan is None:
             persist_tables(con, queries)
+            con.execute("INSERT INTO identity.touched_customers VALUES (NULL, ?)", [run_id])
         else:
-            incremental_mod.merge(con, queries)
+            incremental_mod.merge(con, queries, run_id)
         con.execute("DELETE FROM identity.resolve_state")
         con.execute("INSERT INTO identity.resolve_state VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [incremental_mod.fingerprint(cfg, IDENTIFIER_HASH), hashed, incremental_mod.source_specs(sources),

@@ -203,14 +203,23 @@ def tokens_agree(con: duckdb.DuckDBPyConnection) -> bool:
 RK_TABLES = ("records", "record_identifiers", "record_links", "dropped_links")
 
 
-def merge(con: duckdb.DuckDBPyConnection, queries: dict[str, str]) -> None:
+def merge(con: duckdb.DuckDBPyConnection, queries: dict[str, str], run_id: str) -> None:
     """Replace the touched records' rows in the persisted tables with this run's (``queries``: table -> SELECT).
 
     The old rows to remove are those of the records in ``inc_old``; rejected
     identifiers and tokens carry no record number, so they are matched through the
     identifiers those records carried. A placeholder's record count spans every
-    region, so placeholder rows are counted again over the whole table.
+    region, so placeholder rows are counted again over the whole table. The customers
+    the touched records belonged to, before and after, go to ``identity.touched_customers``
+    for the mart.
     """
+    con.execute(f"CREATE OR REPLACE TEMP TABLE inc_lineage AS {queries['record_customer']}")
+    con.execute("""
+        INSERT INTO identity.touched_customers
+        SELECT DISTINCT customer_id, ? FROM (
+            SELECT customer_id FROM identity.record_customer SEMI JOIN inc_old USING (record_type, record_id)
+            UNION ALL SELECT customer_id FROM inc_lineage)
+        WHERE customer_id IS NOT NULL""", [run_id])
     con.execute("""
         CREATE OR REPLACE TEMP TABLE inc_old_iid AS
             SELECT DISTINCT iid FROM identity.record_identifiers SEMI JOIN inc_old USING (rk);
@@ -222,7 +231,6 @@ def merge(con: duckdb.DuckDBPyConnection, queries: dict[str, str]) -> None:
             WHERE r.record_type = o.record_type AND r.record_id = o.record_id;""")
     for table in RK_TABLES:
         con.execute(f"DELETE FROM identity.{table} WHERE rk IN (SELECT rk FROM inc_old)")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE inc_lineage AS {queries['record_customer']}")
     for table in RK_TABLES:
         con.execute(f"INSERT INTO identity.{table} BY NAME {queries[table]}")
     con.execute("INSERT INTO identity.record_customer BY NAME SELECT * FROM inc_lineage")

@@ -243,6 +243,9 @@ def test_new_delivery_is_resolved_incrementally_as_a_rebuild_would(scv_home, tmp
     assert meta["resolve_mode"] == "incremental"
     assert 0 < meta["records_re_resolved"] < meta["records"]
     incremental = _resolved(scv_home)
+    con = duckdb.connect(str(scv_home / "warehouse.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM identity.touched_customers").fetchall() == [(0,)]  # the mart took them
+    con.close()
 
     from pipelines.definitions import defs
     from pipelines.resources import ScvResource
@@ -265,6 +268,7 @@ def _resolved(home: Path):
             "SELECT r.record_type, r.record_id, d.kind, d.value, d.reason FROM identity.dropped_links d "
             "JOIN identity.records r USING (rk) ORDER BY ALL",
             "SELECT * EXCLUDE (updated_at, phone_enc, name_enc, email_enc, birthday_enc, address_enc) "
-            "FROM mart.customer_profile ORDER BY customer_id")]
+            "FROM mart.customer_profile ORDER BY customer_id",
+            "SELECT * EXCLUDE (ciphertext) FROM mart.golden_attributes ORDER BY ALL")]
     finally:
         con.close()

@@ -362,8 +362,14 @@ def test_consent_latest_explicit_statement_wins(wh):
     wh.add("miniprogram", "e", authorized_at=None, marketing_opt_in=True)
     wh.webshop("e", at(date(2026, 1, 1)), 10.0, marketing_opt_in=False)
 
+    # An opt-in and an opt-out of the same moment and delivery: no consent, in whichever order they are read.
+    wh.webshop("f", at(date(2026, 3, 1)), 10.0, marketing_opt_in=True)
+    wh.add("leads", "f", event_at=at(date(2026, 3, 1)), marketing_opt_in=False)
+    wh.add("leads", "g", event_at=at(date(2026, 3, 1)), marketing_opt_in=False)
+    wh.webshop("g", at(date(2026, 3, 1)), 10.0, marketing_opt_in=True)
+
     consent = {c: p["marketing_consent"] for c, p in wh.build().items()}
-    assert consent == {"a": False, "b": True, "c": False, "d": True, "e": False}
+    assert consent == {"a": False, "b": True, "c": False, "d": True, "e": False, "f": False, "g": False}
 
 
 def test_preferred_channel(wh):

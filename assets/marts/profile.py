@@ -30,7 +30,8 @@ Definitions a marketer can check (thresholds in :class:`MartConfig`):
   longer than ``alert_open_days``.
 * **Consent**: the latest explicit opt-in/opt-out across channels (Mini Program,
   web shop, store, lead forms, WeChat subscription); no statement means no consent.
-  A statement without a date ranks before every dated one.
+  A statement without a date ranks before every dated one; an opt-in and an opt-out of
+  the same moment and delivery mean no consent.
 """
 
 from __future__ import annotations
@@ -106,13 +107,13 @@ def local_date(expr: str) -> str:
     return f"timezone('{LOCAL_TZ}', {expr})::DATE"
 
 
-def src(record_type: str) -> str:
+def src(record_type: str, lineage: str = "rc") -> str:
     """``FROM`` clause: current staging rows of one type joined to their customer (alias ``s`` and ``rc``)."""
     return (f"FROM staging.{record_type}_current s "
-            f"JOIN rc ON rc.record_type = '{record_type}' AND rc.record_id = s.record_id")
+            f"JOIN {lineage} rc ON rc.record_type = '{record_type}' AND rc.record_id = s.record_id")
 
 
-def _golden_sql(present: set[str]) -> str:
+def _golden_sql(present: set[str], lineage: str = "rc") -> str:
     parts = []
     for attr, sources in GOLDEN_SOURCES.items():
         for rank, (rt, tok, enc, disp, cond) in enumerate(sources):
@@ -122,14 +123,33 @@ def _golden_sql(present: set[str]) -> str:
                 f"SELECT rc.customer_id, '{attr}' AS attribute, {tok}::VARCHAR AS token, {enc}::VARCHAR AS ciphertext, "
                 f"{disp}::VARCHAR AS display, '{rt}' AS source_record_type, s.record_id AS source_record_id, "
                 f"{rank} AS trust_rank, s.{event(rt)}::TIMESTAMPTZ AS observed_at "
-                f"{src(rt)} "
+                f"{src(rt, lineage)} "
                 f"WHERE {cond}"
             )
     return " UNION ALL ".join(parts)
 
 
+def touched_customers(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when ``mart.golden_attributes`` can be refreshed for ``identity.touched_customers`` only.
+
+    Identity lists every customer id whose records it re-resolved since the mart last
+    consumed the list (a NULL row after a full run means everyone). Golden attributes
+    depend on a customer's records alone, not on the analytics date, so every other
+    customer's are still right.
+    """
+    tables = {r[0] for r in con.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name IN ('identity', 'mart')").fetchall()}
+    if not {"identity.touched_customers", "mart.golden_attributes"} <= tables:
+        return False
+    return not con.execute("SELECT count(*) FROM identity.touched_customers WHERE customer_id IS NULL").fetchall()[0][0]
+
+
 def build_golden(con: duckdb.DuckDBPyConnection, present: set[str]) -> None:
     """``mart.golden_attributes``: each chosen value with the record it came from (provenance).
+
+    After an incremental identity run only the touched customers' rows are rebuilt
+    (:func:`touched_customers`); the choice is the same as a full rebuild's.
 
     The winner per customer and attribute is the candidate first by trust, then recency
     (newest dated record), then frequency (how many of the customer's records carry the
@@ -143,9 +163,14 @@ def build_golden(con: duckdb.DuckDBPyConnection, present: set[str]) -> None:
     Sort keys are compared field by field: a missing date sorts after every date
     (``undated``), and negated epoch microseconds put the newest first.
     """
-    con.execute(f"CREATE OR REPLACE TEMP TABLE golden_candidates AS {_golden_sql(present)}")
-    con.execute("""
-        CREATE OR REPLACE TABLE mart.golden_attributes AS
+    incremental = touched_customers(con)
+    lineage = "rc"
+    if incremental:
+        lineage = "golden_rc"
+        con.execute("CREATE OR REPLACE TEMP TABLE golden_rc AS SELECT * FROM rc "
+                    "SEMI JOIN identity.touched_customers USING (customer_id)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE golden_candidates AS {_golden_sql(present, lineage)}")
+    chosen = """
         WITH per_value AS (
             SELECT customer_id, attribute, count(*) AS n,
                    min({'trust_rank': trust_rank, 'undated': observed_at IS NULL,
@@ -160,8 +185,18 @@ def build_golden(con: duckdb.DuckDBPyConnection, present: set[str]) -> None:
         SELECT c.customer_id, c.attribute, c.token, c.ciphertext, c.display, c.source_record_type,
                c.source_record_id, c.observed_at, 'trust=' || c.trust_rank || ', recency, frequency' AS rule
         FROM chosen JOIN golden_candidates c ON c.rowid = chosen.row
-    """)
+    """
+    if incremental:
+        con.execute("DELETE FROM mart.golden_attributes WHERE customer_id IN "
+                    "(SELECT customer_id FROM identity.touched_customers)")
+        con.execute(f"INSERT INTO mart.golden_attributes BY NAME {chosen}")
+        con.execute("DROP TABLE golden_rc")
+    else:
+        con.execute(f"CREATE OR REPLACE TABLE mart.golden_attributes AS {chosen}")
     con.execute("DROP TABLE golden_candidates")
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                   "AND schema_name = 'identity' AND table_name = 'touched_customers'").fetchall()[0][0]:
+        con.execute("DELETE FROM identity.touched_customers")  # consumed: the golden rows match identity now
 
 
 def _orders_sql(present: set[str]) -> str:
@@ -309,7 +344,7 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
              or "SELECT NULL::VARCHAR customer_id, NULL::VARCHAR weibo_uid, NULL::TIMESTAMPTZ ts WHERE FALSE"})
         GROUP BY customer_id),
     consent AS (
-        SELECT customer_id, arg_max(opt_in, (ts, delivery_seq)) AS marketing_consent
+        SELECT customer_id, arg_max(opt_in, (ts, delivery_seq, NOT opt_in)) AS marketing_consent
         FROM ({_consent_sql(present)}) GROUP BY customer_id),
     svc AS (
         {f'''SELECT rc.customer_id, count(*) AS tickets_count,

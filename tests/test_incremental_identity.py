@@ -76,7 +76,7 @@ def _build(first: list[dict], rounds: list[list[tuple[str, dict]]], last_increme
     return g, stats
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(first=st.lists(RECORD, min_size=1, max_size=14), rounds=st.lists(DELTA, min_size=1, max_size=3))
 def test_incremental_run_equals_full_run(first, rounds):

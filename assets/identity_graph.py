@@ -42,8 +42,7 @@ def record_customer(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.M
         "dropped_links": diag["dropped_links"],
         # incremental: only the regions of the graph that changed records touch were re-resolved
         "resolve_mode": stats.extra.get("mode", "full"),
-        "records_re_resolved": stats.extra.get("records_resolved") if stats.extra.get("mode") != "full"
-        else stats.records,
+        "records_re_resolved": stats.extra.get("records_resolved"),
         "label_propagation_rounds": stats.iterations,
         "rejected_identifiers": stats.rejected,
         "new_customer_ids": stats.new_ids,

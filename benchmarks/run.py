@@ -309,10 +309,9 @@ def _run(args, people: int, work: Path, out: dict, say) -> None:
                               "peak_rss": inc_sec.peak_rss, "accuracy": asdict(inc_acc)}
         say(f"## Incremental run ({inc.landing_rows:,} new rows in new files, {inc.records:,} records after)\n")
         say(pass_table(inc, inc_sec) + "\n")
-        mode = inc.identity.get("mode", "full")
-        resolved = inc.records if mode == "full" else inc.identity.get("records_resolved") or 0
+        resolved = inc.identity.get("records_resolved") or 0
         out["incremental"]["identity"] = inc.identity
-        say(f"Identity resolved {mode}: {resolved:,} of {inc.records:,} records "
+        say(f"Identity resolved {inc.identity.get('mode', 'full')}: {resolved:,} of {inc.records:,} records "
             f"({resolved / max(inc.records, 1):.1%}), the regions of the graph the new rows touch.\n")
         say(f"Incremental / full build: {inc.total:,.2f} s / {full.total:,.2f} s = **{share:.1%}** of the wall time "
             f"({inc.total_cpu / full.total_cpu:.1%} of the CPU time)\n")

@@ -566,14 +566,10 @@ def persist_tables(con: duckdb.DuckDBPyConnection, queries: dict[str, str]) -> N
     copy is dropped so it cannot be mistaken for this run's)."""
     for table, query in queries.items():
         con.execute(f"CREATE OR REPLACE TABLE identity.{table} AS {query}")
-    create_token_views(con)
-    con.execute("DROP TABLE IF EXISTS identity.components")
-
-
-def create_token_views(con: duckdb.DuckDBPyConnection) -> None:
     for view, query in TOKEN_VIEWS.items():
         _drop_table(con, "identity", view)  # a table of that name, from a warehouse written before the views
         con.execute(f"CREATE OR REPLACE VIEW identity.{view} AS {query}")
+    con.execute("DROP TABLE IF EXISTS identity.components")
 
 
 # The per-record identifier and link tables with their tokens, as readers have always seen them.
@@ -649,6 +645,7 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
         if plan is None:
             build_identifiers(con, sources, cfg)
             hashed = number_identifiers(con)
+            extra["records_resolved"] = con.execute("SELECT count(*) FROM id_records").fetchall()[0][0]
         else:
             hashed = True
             extra = {"mode": "incremental", "records_resolved": plan.records}

@@ -64,7 +64,6 @@ class Plan:
     changed: int  # current records new or re-delivered since the last run
     gone: int  # records of the last run no longer current
     records: int  # records re-resolved (the touched regions plus the changed records)
-    total: int  # current records
 
     @property
     def unchanged(self) -> bool:
@@ -148,10 +147,10 @@ def plan(con: duckdb.DuckDBPyConnection, sources: list, cfg: IdentityConfig, ide
             ANTI JOIN (SELECT record_id, {version}::BIGINT AS version FROM {s.relation}) USING (record_id, version)""")
     changed = con.execute("SELECT count(*) FROM inc_changed").fetchall()[0][0]
     gone = con.execute("SELECT count(*) FROM inc_gone").fetchall()[0][0]
-    total = sum(con.execute(f"SELECT count(*) FROM {s.relation}").fetchall()[0][0] for s in sources)
-    rk_base = con.execute("SELECT coalesce(max(rk), 0) FROM identity.records").fetchall()[0][0]
+    before_count, rk_base = con.execute("SELECT count(*), coalesce(max(rk), 0) FROM identity.records").fetchall()[0]
     if changed == 0 and gone == 0:
-        return Plan(sources, rk_base, 0, 0, 0, total)
+        return Plan(sources, rk_base, 0, 0, 0)
+    total = before_count - gone + changed  # the current records: the last run's still current, plus the changed
 
     # every identifier whose carriers changed: the changed records' (numbered as a run numbers
     # them) and the gone records'.
@@ -184,7 +183,7 @@ def plan(con: duckdb.DuckDBPyConnection, sources: list, cfg: IdentityConfig, ide
     restricted = [replace(s, relation=f"(SELECT * FROM {s.relation} SEMI JOIN (SELECT record_id FROM inc_keys "
                                       f"WHERE record_type = '{s.record_type}') USING (record_id))")
                   for s in sources]
-    return Plan(restricted, rk_base, changed, gone, records, total)
+    return Plan(restricted, rk_base, changed, gone, records)
 
 
 def tokens_agree(con: duckdb.DuckDBPyConnection) -> bool:

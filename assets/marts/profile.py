@@ -129,7 +129,13 @@ def _golden_sql(present: set[str], lineage: str = "rc") -> str:
     return " UNION ALL ".join(parts)
 
 
-def touched_customers(con: duckdb.DuckDBPyConnection) -> bool:
+def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name IN ('identity', 'mart')").fetchall()}
+
+
+def touched_customers(con: duckdb.DuckDBPyConnection, tables: set[str]) -> bool:
     """True when ``mart.golden_attributes`` can be refreshed for ``identity.touched_customers`` only.
 
     Identity lists every customer id whose records it re-resolved since the mart last
@@ -137,9 +143,6 @@ def touched_customers(con: duckdb.DuckDBPyConnection) -> bool:
     depend on a customer's records alone, not on the analytics date, so every other
     customer's are still right.
     """
-    tables = {r[0] for r in con.execute(
-        "SELECT schema_name || '.' || table_name FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND schema_name IN ('identity', 'mart')").fetchall()}
     if not {"identity.touched_customers", "mart.golden_attributes"} <= tables:
         return False
     return not con.execute("SELECT count(*) FROM identity.touched_customers WHERE customer_id IS NULL").fetchall()[0][0]
@@ -163,7 +166,8 @@ def build_golden(con: duckdb.DuckDBPyConnection, present: set[str]) -> None:
     Sort keys are compared field by field: a missing date sorts after every date
     (``undated``), and negated epoch microseconds put the newest first.
     """
-    incremental = touched_customers(con)
+    tables = _tables(con)
+    incremental = touched_customers(con, tables)
     lineage = "rc"
     if incremental:
         lineage = "golden_rc"
@@ -194,8 +198,7 @@ def build_golden(con: duckdb.DuckDBPyConnection, present: set[str]) -> None:
     else:
         con.execute(f"CREATE OR REPLACE TABLE mart.golden_attributes AS {chosen}")
     con.execute("DROP TABLE golden_candidates")
-    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                   "AND schema_name = 'identity' AND table_name = 'touched_customers'").fetchall()[0][0]:
+    if "identity.touched_customers" in tables:
         con.execute("DELETE FROM identity.touched_customers")  # consumed: the golden rows match identity now
 
 

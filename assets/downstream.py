@@ -10,7 +10,8 @@ import duckdb
 
 from assets.landing.formats import FORMATS
 from assets.marts.exports import write_exports
-from assets.marts.profile import MartConfig, build_profile, event
+from assets.marts.profile import MartBuild, MartConfig, build_profile
+from assets.marts.sources import event
 from assets.marts.views import create_views
 from identity.config import IdentityConfig
 from identity.graph import ResolveStats, Source, resolve
@@ -37,13 +38,12 @@ def identity_sources(con: duckdb.DuckDBPyConnection) -> list[Source]:
     ]
 
 
-def build_marts(con: duckdb.DuckDBPyConnection, home: Path, as_of: date) -> MartConfig:
+def build_marts(con: duckdb.DuckDBPyConnection, home: Path, as_of: date) -> MartBuild:
     """Profile, golden attributes, marketer views and the audit views: one sequence for runs and operators."""
-    cfg = MartConfig(as_of=as_of)
-    build_profile(con, present_types(con), cfg)
+    done = build_profile(con, present_types(con), MartConfig(as_of=as_of))
     create_views(con)
     create_privacy_views(con, home)
-    return cfg
+    return done
 
 
 def rebuild_downstream(con: duckdb.DuckDBPyConnection, home: Path, exports_dir: Path, run_id: str, now: datetime,

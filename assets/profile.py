@@ -28,7 +28,8 @@ def customer_profile(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.
     started = time.perf_counter()
     con = scv.connect(context.run_id)
     try:
-        cfg = build_marts(con, scv.layout().home, as_of_date())
+        as_of = as_of_date()
+        done = build_marts(con, scv.layout().home, as_of)
         classes = con.execute("SELECT value_class, customers, customer_share, revenue_share "
                               "FROM mart.value_class_revenue").fetchall()
         stages = con.execute("SELECT lifecycle_stage, count(*) FROM mart.customer_profile GROUP BY 1 ORDER BY 1"
@@ -42,7 +43,10 @@ def customer_profile(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.
         "customers": n,
         "churn_alerts": alerts,
         "consenting_customers": consent,
-        "as_of": cfg.as_of.isoformat(),
+        "as_of": as_of.isoformat(),
+        # "refreshed": only the customers identity re-resolved or a moved date window reached; "rebuilt": all
+        "facts": f"{done.facts} ({done.reason})",
+        "customers_refreshed": done.customers_refreshed,
         "abc_revenue_shares": dg.MetadataValue.md(
             "| class | customers | customer share | revenue share |\n|---|---|---|---|\n"
             + "".join(f"| {c} | {k} | {s} | {r} |\n" for c, k, s, r in classes)),

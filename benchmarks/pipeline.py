@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
@@ -148,6 +148,7 @@ class PassResult:
     export_rows: dict[str, int] = field(default_factory=dict)
     label_rounds: int = 0
     identity: dict = field(default_factory=dict)  # how identity resolved: mode, records re-resolved
+    mart: dict = field(default_factory=dict)  # how the facts were written: refreshed or rebuilt, customers refreshed
     peak_rss: dict[str, int] = field(default_factory=dict)  # per stage, when a sampler is given
     sampler: RssSampler | None = field(default=None, repr=False)
 
@@ -216,7 +217,7 @@ def run_pass(home: Path, keyring: Keyring, run_id: str, now: datetime | None = N
     result.identity = dict(stats.extra)
 
     with result.stage("mart"):
-        build_profile(con, present_types(con), MartConfig(as_of=as_of_date()))
+        result.mart = asdict(build_profile(con, present_types(con), MartConfig(as_of=as_of_date())))
         create_views(con)
         create_privacy_views(con, home)
 

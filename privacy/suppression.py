@@ -101,6 +101,10 @@ def erase(con: duckdb.DuckDBPyConnection, keyring: Keyring, customer_ids: list[s
                    WHERE (record_type, record_id) IN (SELECT (record_type, record_id) FROM erase_records)""")
     con.execute("UPDATE identity.customer_registry SET status = 'erased' WHERE customer_id IN "
                 "(SELECT customer_id FROM erase_ids)")
+    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                   "AND schema_name = 'identity' AND table_name = 'touched_customers'").fetchall()[0][0]:
+        # their lineage is gone, so identity cannot tell the marts whose rows to drop: say it here
+        con.execute("INSERT INTO identity.touched_customers SELECT customer_id, ? FROM erase_ids", [request_id])
     con.execute("INSERT INTO privacy.erasure_log VALUES (?, ?, ?, ?, ?)",
                 [request_id, now, report.customer_ids, sum(report.records_removed.values()),
                  str(report.records_removed).replace("'", '"')])

@@ -221,8 +221,8 @@ def test_full_rebuild_keeps_customer_ids(built):
     assert runs == [(result.run_id, 12)]
 
 
-def _identity_metadata(result) -> dict:
-    (mat,) = result.asset_materializations_for_node("identity__record_customer")
+def _identity_metadata(result, node: str = "identity__record_customer") -> dict:
+    (mat,) = result.asset_materializations_for_node(node)
     return {k: v.value for k, v in mat.metadata.items()}
 
 
@@ -242,6 +242,8 @@ def test_new_delivery_is_resolved_incrementally_as_a_rebuild_would(scv_home, tmp
     meta = _identity_metadata(second)
     assert meta["resolve_mode"] == "incremental"
     assert 0 < meta["records_re_resolved"] < meta["records"]
+    mart = _identity_metadata(second, "mart__customer_profile")
+    assert mart["facts"].startswith("refreshed") and 0 < mart["customers_refreshed"] < mart["customers"]
     incremental = _resolved(scv_home)
     con = duckdb.connect(str(scv_home / "warehouse.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM identity.touched_customers").fetchall() == [(0,)]  # the mart took them
@@ -269,6 +271,7 @@ def _resolved(home: Path):
             "JOIN identity.records r USING (rk) ORDER BY ALL",
             "SELECT * EXCLUDE (updated_at, phone_enc, name_enc, email_enc, birthday_enc, address_enc) "
             "FROM mart.customer_profile ORDER BY customer_id",
-            "SELECT * EXCLUDE (ciphertext) FROM mart.golden_attributes ORDER BY ALL")]
+            "SELECT * EXCLUDE (ciphertext) FROM mart.golden_attributes ORDER BY ALL",
+            "SELECT * EXCLUDE (updated_at) FROM mart.customer_facts ORDER BY customer_id")]
     finally:
         con.close()

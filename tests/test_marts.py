@@ -48,8 +48,10 @@ class Warehouse:
             ensure_schema(self.con, fmt)
         self.con.execute("""CREATE SCHEMA identity;
             CREATE TABLE identity.record_customer (channel VARCHAR, record_type VARCHAR, record_id VARCHAR,
-                                                   customer_id VARCHAR, matched_by VARCHAR)""")
+                                                   customer_id VARCHAR, matched_by VARCHAR);
+            CREATE TABLE identity.touched_customers (customer_id VARCHAR, run_id VARCHAR)""")
         self.n = 0
+        self.builds = []
 
     def add(self, record_type: str, customer_id: str | None, record_id: str | None = None, delivery_seq: int = 1,
             batch_date: date | None = AS_OF, **values) -> str:
@@ -61,6 +63,7 @@ class Warehouse:
                          list(row.values()))
         self.con.execute("INSERT INTO identity.record_customer VALUES (?, ?, ?, ?, 'phone')",
                          [BY_TYPE[record_type].channel, record_type, record_id, customer_id])
+        self.con.execute("INSERT INTO identity.touched_customers VALUES (?, 'test')", [customer_id])  # as identity does
         return record_id
 
     def tmall(self, cid: str, when: datetime, amount: float, status: str = "交易成功", **kw) -> str:
@@ -86,9 +89,24 @@ class Warehouse:
                         resolved_at=resolved_at, topic=topic)
 
     def build(self, as_of: date = AS_OF, present: set[str] = PRESENT, **cfg) -> dict[str, dict]:
-        build_profile(self.con, present, MartConfig(as_of=as_of, **cfg))
+        """The profile as of ``as_of``, reached the way nightly runs reach it, and checked against a rebuild.
+
+        The mart is built three days later, then a week earlier, then at ``as_of``: each build
+        after the first refreshes only the customers the last one left (the new rows' and those
+        whose events the window edges crossed) and must equal a rebuild from scratch.
+        """
+        for day in (as_of + timedelta(days=3), as_of - timedelta(days=7), as_of):
+            config = MartConfig(as_of=day, **cfg)
+            done = build_profile(self.con, present, config)
+            refreshed = self.rows("SELECT * FROM mart.customer_profile"), self.golden()
+            build_profile(self.con, present, config, rebuild=True)
+            assert refreshed == (self.rows("SELECT * FROM mart.customer_profile"), self.golden()), done
+            self.builds.append(done)
         create_views(self.con)
-        return self.rows("SELECT * FROM mart.customer_profile")
+        return refreshed[0]
+
+    def golden(self) -> set[tuple]:
+        return set(self.con.execute("SELECT * FROM mart.golden_attributes").fetchall())
 
     def rows(self, query: str) -> dict[str, dict]:
         cur = self.con.execute(query)
@@ -390,6 +408,35 @@ def test_preferred_channel(wh):
     preferred = {c: p["preferred_channel"] for c, p in wh.build().items()}
     assert preferred == {"p1": "store", "p2": "ecommerce", "p3": "weibo"}
 
+
+# --- refreshing the facts as the date moves --------------------------------------------------------------------
+
+def test_a_new_day_refreshes_exactly_the_customers_a_window_edge_crossed(wh):
+    # p: a follow 365 days ago is recent activity until today, so WeChat was preferred a week ago; now two old
+    #    store receipts outnumber it. v: an order 30 days ago has just left the 30-day value window.
+    wh.add("followers", "p", subscribed_at=ago(365), subscribed=True)
+    wh.receipt("p", ago(400), 10.0)
+    wh.receipt("p", ago(401), 10.0)
+    wh.receipt("v", ago(30), 80.0)
+    wh.receipt("u", ago(100), 50.0)          # nothing of u's crosses an edge between the builds
+    before = wh.build(as_of=AS_OF - timedelta(days=7), value_window_days=30)
+    assert (before["p"]["preferred_channel"], before["v"]["value_spent_cny"]) == ("wechat", 80.0)
+
+    after = wh.build(value_window_days=30)   # the harness checks every refresh against a rebuild
+    assert (after["p"]["preferred_channel"], after["v"]["value_spent_cny"]) == ("store", 0.0)
+    last = wh.builds[-1]
+    assert (last.facts, last.customers_refreshed, last.customers) == ("refreshed", 2, 3)   # p and v, not u
+
+
+def test_new_records_refresh_their_customer_only(wh):
+    wh.receipt("a", ago(50), 10.0)
+    wh.receipt("b", ago(60), 20.0)
+    wh.build()
+    wh.receipt("b", ago(2), 5.0)             # identity lists b as touched (the harness's add does)
+    b = wh.build()["b"]
+    assert (b["orders_count"], b["total_spent_cny"], b["recency_days"]) == (2, 25.0, 2)
+    # b each time (new, then its new order inside the moved edge's band); a never
+    assert [(x.facts, x.customers_refreshed, x.customers) for x in wh.builds[-3:]] == [("refreshed", 1, 2)] * 3
 
 def test_golden_attributes_reach_and_provenance(wh):
     m1 = wh.add("members", "g", event_at=at(date(2020, 1, 1)), phone_token="tok-m1", phone_status="ok",

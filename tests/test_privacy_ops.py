@@ -68,7 +68,8 @@ def test_erase_removes_everywhere_and_redelivery_stays_out(built):
     con = duckdb.connect(str(built / "warehouse.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM identity.record_customer WHERE customer_id = ?", [cid]).fetchall() == [
         (0,)]
-    assert con.execute("SELECT count(*) FROM mart.customer_profile WHERE customer_id = ?", [cid]).fetchall() == [(0,)]
+    for table in ("mart.customer_profile", "mart.golden_attributes", "mart.customer_facts"):
+        assert con.execute(f"SELECT count(*) FROM {table} WHERE customer_id = ?", [cid]).fetchall() == [(0,)], table
     assert con.execute("SELECT count(*) FROM staging.members WHERE record_id = 'VIP0010001'").fetchall() == [(0,)]
     assert con.execute("SELECT count(*) FROM privacy.suppression").fetchall()[0][0] >= 3
     assert con.execute("SELECT status FROM identity.customer_registry WHERE customer_id = ?", [cid]).fetchall() == [

@@ -171,13 +171,16 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), ZoneInfo(LOCAL_TZ))
 
 
-def plan(con: duckdb.DuckDBPyConnection, present: set[str], cfg, tables: set[str], touched: bool) -> FactsPlan:
+def plan(con: duckdb.DuckDBPyConnection, present: set[str], cfg, tables: set[str], touched: bool,
+         rebuild: bool = False) -> FactsPlan:
     """Decide how to write the facts; for a refresh, fill TEMP ``facts_refresh`` with the customers to redo.
 
     ``touched``: identity's list of re-resolved customers is complete (no full resolve since the
     facts were written). Band customers are found by a range filter on the staging timestamps
     (the UTC instants of the band's Shanghai midnights), then looked up in the lineage.
     """
+    if rebuild:
+        return FactsPlan(False, "rebuild asked for")
     if not {"mart.customer_facts", "mart.customer_facts_state"} <= tables:
         return FactsPlan(False, "no facts yet")
     if not touched:

@@ -187,7 +187,7 @@ class MartBuild:
     facts: str  # "refreshed" or "rebuilt"
     reason: str
     golden: str
-    customers_refreshed: int
+    customers_refreshed: int  # every customer on a rebuild
     customers: int
 
 
@@ -220,7 +220,7 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
     refreshed = (con.execute("SELECT count(*) FROM facts_refresh").fetchall()[0][0] if facts_plan.incremental
                  else None)
     _date_pass(con, cfg)
-    _assemble(con, facts_plan.incremental)
+    _assemble(con, facts_plan.incremental and "mart.customer_profile" in tables)
     if "identity.touched_customers" in tables:
         con.execute("DELETE FROM identity.touched_customers")  # consumed: golden rows and facts match identity now
     customers = con.execute("SELECT count(*) FROM mart.customer_profile").fetchall()[0][0]
@@ -329,15 +329,15 @@ GOLDEN_PIVOT = """
     FROM mart.golden_attributes {where} GROUP BY customer_id"""
 
 
-def _assemble(con: duckdb.DuckDBPyConnection, refreshed: bool) -> None:
+def _assemble(con: duckdb.DuckDBPyConnection, edit: bool) -> None:
     """``mart.customer_profile``: the golden attributes side by side, then the analytics.
 
     The pivot reads one row per customer and attribute, so ``any_value`` picks the only
     value (``max`` on the ciphertext strings took twice as long at 10M records).
 
-    When the facts were ``refreshed``, the profile is kept and edited instead of written
-    anew (rewriting every ciphertext column was most of an incremental run's mart at 10M):
-    the refreshed customers' rows are replaced whole, and everyone else's date-pass columns
+    With ``edit`` (the facts were refreshed and a profile exists) the profile is edited, not
+    written anew (rewriting every ciphertext column was most of an incremental run's mart at
+    10M): the refreshed customers' rows are replaced whole, and everyone else's date-pass columns
     (the analytics columns that are not facts: recency, scores, classes, stages, alerts,
     snapshot date) are updated where they moved.
     """
@@ -346,7 +346,7 @@ def _assemble(con: duckdb.DuckDBPyConnection, refreshed: bool) -> None:
                g.birthday_enc, g.address_enc, g.gender, g.birth_month, g.province, g.city,
                a.* EXCLUDE (customer_id)
         FROM {analytics} a LEFT JOIN ({pivot}) g USING (customer_id)"""
-    if not refreshed or "mart.customer_profile" not in _tables(con):
+    if not edit:
         con.execute(f"CREATE OR REPLACE TABLE mart.customer_profile AS "
                     f"{profile.format(analytics='customer_analytics', pivot=GOLDEN_PIVOT.format(where=''))} "
                     "ORDER BY customer_id")

@@ -16,6 +16,8 @@ import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assets.landing.formats import BY_TYPE, FORMATS
 from assets.landing.load import ensure_schema
@@ -600,3 +602,42 @@ def test_exports_are_plain_parquet_without_ciphertext(wh, tmp_path):
     c01 = profile.set_index("customer_id").loc["c01"]
     assert list(c01["channels"]) == ["ecommerce", "store"] and bool(c01["marketing_consent"])
     assert "enc-e" not in profile.to_string() and "enc-p" not in profile.to_string()
+
+
+# --- refresh = rebuild, on random histories ----------------------------------------------------------------------
+
+# Events sit on and around every window edge (today, 30 and 365 days back) at the times where a
+# Shanghai date and a UTC date disagree, so an off-by-one in a band shows as a refresh != rebuild.
+EDGE_DAYS = st.sampled_from([-2, -1, 0, 1, 2, 3, 28, 29, 30, 31, 32, 363, 364, 365, 366, 367, 372])
+CLOCK = st.sampled_from([(0, 0), (0, 30), (7, 59), (8, 0), (12, 0), (23, 59)])
+EVENT = st.tuples(st.sampled_from(["receipt", "tmall", "follow", "complaint", "survey"]),
+                  st.sampled_from(["c1", "c2", "c3", "c4"]), EDGE_DAYS, CLOCK, EDGE_DAYS)
+
+
+def _add_event(wh: Warehouse, kind: str, cid: str, days: int, clock: tuple[int, int], other_days: int) -> None:
+    when = ago(days, *clock)
+    if kind == "receipt":
+        wh.receipt(cid, when, 10.0 + days)
+    elif kind == "tmall":                    # paid on another day than ordered
+        wh.tmall(cid, when, 20.0, paid_at=ago(other_days, *clock))
+    elif kind == "follow":
+        wh.add("followers", cid, subscribed_at=when, subscribed=True)
+    elif kind == "complaint":
+        wh.ticket(cid, when)
+    else:
+        wh.survey(cid, when, perceived=days % 5 + 1)
+
+
+@settings(max_examples=15, deadline=None)
+@given(first=st.lists(EVENT, min_size=1, max_size=10),
+       later=st.lists(st.tuples(st.integers(-9, 9), st.lists(EVENT, max_size=3)), min_size=1, max_size=3))
+def test_refresh_equals_rebuild_on_random_histories(first, later):
+    wh = Warehouse()
+    for event in first:
+        _add_event(wh, *event)
+    wh.build(value_window_days=30)            # each build checks refresh == rebuild on three dates
+    for shift, events in later:
+        for event in events:
+            _add_event(wh, *event)
+        wh.build(as_of=AS_OF + timedelta(days=shift), value_window_days=30)
+    assert any(b.facts == "refreshed" for b in wh.builds)

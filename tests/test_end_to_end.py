@@ -29,6 +29,28 @@ def built(scv_home, tmp_path):
     instance.dispose()
 
 
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory):
+    """One run of the sample, shared by the tests that only read what it wrote (a run takes ~10 s)."""
+    from privacy.keys import init_keys
+
+    root = tmp_path_factory.mktemp("built_once")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SCV_KEY_DIR", str(root / "keys"))
+        env.delenv("SCV_MASTER_KEY", raising=False)
+        init_keys(root / "keys")
+        home = root / "home"
+        shutil.copytree(SAMPLE_LANDING, home / "landing")
+        env.setenv("SCV_HOME", str(home))
+        env.setenv("SCV_AS_OF", "2026-11-23")
+        (root / "dagster").mkdir()
+        instance = dg.DagsterInstance.local_temp(str(root / "dagster"))
+        result = run_pipeline(home, instance)
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        yield home, instance
+        instance.dispose()
+
+
 def _groups(con) -> set[frozenset[str]]:
     rows = con.execute("""SELECT list(record_type || ':' || record_id) FROM identity.record_customer
                           WHERE customer_id IS NOT NULL GROUP BY customer_id""").fetchall()
@@ -53,8 +75,8 @@ def _expected_groups() -> tuple[set[frozenset[str]], set[str]]:
     return groups, unassigned
 
 
-def test_sample_grouping_is_exactly_the_hand_checked_one(built):
-    home, _ = built
+def test_sample_grouping_is_exactly_the_hand_checked_one(built_once):
+    home, _ = built_once
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     expected, unassigned = _expected_groups()
     assert _groups(con) == expected
@@ -65,8 +87,8 @@ def test_sample_grouping_is_exactly_the_hand_checked_one(built):
     assert reasons == {"placeholder or blocklisted number": 1, "shared identifier over cardinality limit": 2}
 
 
-def test_profile_and_lineage_shapes(built):
-    home, _ = built
+def test_profile_and_lineage_shapes(built_once):
+    home, _ = built_once
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     lineage_cols = [r[0] for r in con.execute("DESCRIBE identity.record_customer").fetchall()]
     assert lineage_cols == ["channel", "record_type", "record_id", "customer_id", "matched_by"]
@@ -119,8 +141,8 @@ def _snapshot(home: Path):
         con.close()
 
 
-def test_exports_are_plain_parquet_without_pii(built):
-    home, _ = built
+def test_exports_are_plain_parquet_without_pii(built_once):
+    home, _ = built_once
     table = pq.read_table(home / "exports" / "customer_profile")
     frame = pd.read_parquet(home / "exports" / "record_customer")
     assert "marketing_consent" in table.column_names and "snapshot_date" in table.column_names
@@ -151,8 +173,8 @@ def _plaintexts() -> set[str]:
     return found
 
 
-def test_no_plaintext_personal_data_at_rest(built):
-    home, instance = built
+def test_no_plaintext_personal_data_at_rest(built_once):
+    home, instance = built_once
     secrets = _plaintexts()
     assert len(secrets) > 30
     texts: list[str] = []

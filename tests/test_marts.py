@@ -518,7 +518,8 @@ def test_every_profile_column_has_a_comment(wh, monkeypatch):
     wh.receipt("x", ago(3), 10.0)
     wh.build()
     comments = wh.con.execute("""SELECT table_name, column_name, comment FROM duckdb_columns()
-                                 WHERE schema_name = 'mart' AND table_name IN ('customer_profile', 'customers')
+                                 WHERE schema_name = 'mart'
+                                 AND table_name IN ('customer_profile', 'customers', 'customer_facts')
                                  """).fetchall()
     assert comments and not [(t, c) for t, c, text in comments if not text]
     assert {c for t, c, _ in comments if t == "customer_profile"} >= {
@@ -530,6 +531,8 @@ def test_every_profile_column_has_a_comment(wh, monkeypatch):
         "lifecycle_stage", "clv_cny", "tickets_count", "complaints_count", "open_complaints", "last_complaint_at",
         "satisfaction_gap", "csat", "nps_latest", "nps_class", "churn_alert", "source_records", "updated_at",
         "snapshot_date"}
+    assert {c for t, c, _ in comments if t == "customer_facts"} >= {"orders_count", "oldest_open_complaint_at",
+                                                                     "advocacy"}
 
     # A new ciphertext column never reaches marketers; an uncommented column stops the build.
     monkeypatch.setitem(views.COMMENTS, "loyalty_card_enc", "AES-GCM ciphertext of the loyalty card")

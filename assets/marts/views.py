@@ -54,10 +54,17 @@ COMMENTS = {
 }
 
 
-def _profile_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+# mart.customer_facts columns the profile does not carry (the date pass turns them into others)
+FACTS_COMMENTS = {
+    "oldest_open_complaint_at": "Oldest complaint still open (UTC); its age drives churn_alert",
+    "advocacy": "Reposts and mentions of the brand on Weibo (an emotional loyalty signal)",
+}
+
+
+def _profile_columns(con: duckdb.DuckDBPyConnection, table: str = "customer_profile") -> list[str]:
     return [r[0] for r in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'mart' "
-        "AND table_name = 'customer_profile' ORDER BY ordinal_position").fetchall()]
+        "AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
 
 
 def _comment(con: duckdb.DuckDBPyConnection, target: str, text: str) -> None:
@@ -127,6 +134,13 @@ def create_views(con: duckdb.DuckDBPyConnection) -> None:
         _comment(con, f"mart.customer_profile.{col}", COMMENTS[col])
         if not col.endswith("_enc"):
             _comment(con, f"mart.customers.{col}", COMMENTS[col])
+    facts = _profile_columns(con, "customer_facts")
+    if facts:
+        con.execute("COMMENT ON TABLE mart.customer_facts IS 'Per customer, what its records add up to before the "
+                    "date pass; kept between runs and refreshed for the customers whose records or date windows "
+                    "changed'")
+        for col in facts:
+            _comment(con, f"mart.customer_facts.{col}", {**COMMENTS, **FACTS_COMMENTS}[col])
 
 
 def profile_consistency(con: duckdb.DuckDBPyConnection, a_share: float = MartConfig.a_share,

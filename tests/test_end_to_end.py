@@ -19,12 +19,18 @@ from assets.landing.readers import read_file
 from tests.conftest import SAMPLE_LANDING, SAMPLE_TRUTH, run_pipeline
 
 
+def _first_run(home: Path, dagster_dir: Path) -> dg.DagsterInstance:
+    """Run the whole graph on ``home`` with an instance of its own; the run must succeed."""
+    dagster_dir.mkdir()
+    instance = dg.DagsterInstance.local_temp(str(dagster_dir))
+    result = run_pipeline(home, instance)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return instance
+
+
 @pytest.fixture
 def built(scv_home, tmp_path):
-    (tmp_path / "dagster").mkdir()
-    instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster"))
-    result = run_pipeline(scv_home, instance)
-    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    instance = _first_run(scv_home, tmp_path / "dagster")
     yield scv_home, instance
     instance.dispose()
 
@@ -43,10 +49,7 @@ def built_once(tmp_path_factory):
         shutil.copytree(SAMPLE_LANDING, home / "landing")
         env.setenv("SCV_HOME", str(home))
         env.setenv("SCV_AS_OF", "2026-11-23")
-        (root / "dagster").mkdir()
-        instance = dg.DagsterInstance.local_temp(str(root / "dagster"))
-        result = run_pipeline(home, instance)
-        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        instance = _first_run(home, root / "dagster")
         yield home, instance
         instance.dispose()
 

@@ -53,7 +53,11 @@ def customers_for_phone(con: duckdb.DuckDBPyConnection, phone_token: str) -> lis
 
 def erase(con: duckdb.DuckDBPyConnection, keyring: Keyring, customer_ids: list[str], request_id: str,
           now: datetime, extra_phone_token: str | None = None) -> ErasureReport:
-    """Delete the customers' records everywhere in staging and identity; suppress their keys."""
+    """Delete the customers' records from staging and mark their ids erased; suppress their keys.
+
+    Run :func:`assets.downstream.rebuild_downstream` after it (``scv erase`` does) to drop them from
+    identity and the marts.
+    """
     con.execute(DDL)
     report = ErasureReport(request_id, sorted(customer_ids))
     con.register("erase_ids", pl.DataFrame({"customer_id": customer_ids}, schema={"customer_id": pl.String}))
@@ -97,14 +101,11 @@ def erase(con: duckdb.DuckDBPyConnection, keyring: Keyring, customer_ids: list[s
                         [record_type])
         report.records_removed[record_type] = before - con.execute(
             f"SELECT count(*) FROM staging.{record_type}").fetchall()[0][0]
-    con.execute("""DELETE FROM identity.record_customer
-                   WHERE (record_type, record_id) IN (SELECT (record_type, record_id) FROM erase_records)""")
+    # The identity tables (lineage included) are left to the resolve that follows every erasure
+    # (``rebuild_downstream``): it sees the records gone, drops their rows and lists their customers
+    # as touched, so the marts drop theirs too.
     con.execute("UPDATE identity.customer_registry SET status = 'erased' WHERE customer_id IN "
                 "(SELECT customer_id FROM erase_ids)")
-    if con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                   "AND schema_name = 'identity' AND table_name = 'touched_customers'").fetchall()[0][0]:
-        # their lineage is gone, so identity cannot tell the marts whose rows to drop: say it here
-        con.execute("INSERT INTO identity.touched_customers SELECT customer_id, ? FROM erase_ids", [request_id])
     con.execute("INSERT INTO privacy.erasure_log VALUES (?, ?, ?, ?, ?)",
                 [request_id, now, report.customer_ids, sum(report.records_removed.values()),
                  str(report.records_removed).replace("'", '"')])

@@ -162,9 +162,9 @@ def statements(present: set[str], cfg) -> list[str]:
     return [channel, orders, facts]
 
 
-def fingerprint(present: set[str], cfg) -> str:
-    """Hash of the facts SQL: rows written by other SQL are not refreshed, they are rebuilt."""
-    return hashlib.sha256("\n;\n".join(statements(present, cfg)).encode()).hexdigest()[:16]
+def fingerprint(sql: list[str]) -> str:
+    """Hash of the facts SQL (:func:`statements`): rows written by other SQL are not refreshed, they are rebuilt."""
+    return hashlib.sha256("\n;\n".join(sql).encode()).hexdigest()[:16]
 
 
 def _midnight(day: date) -> datetime:
@@ -186,7 +186,7 @@ def plan(con: duckdb.DuckDBPyConnection, present: set[str], cfg, tables: set[str
     if not touched:
         return FactsPlan(False, "identity resolved everyone")
     state = con.execute("SELECT as_of, fingerprint FROM mart.customer_facts_state").fetchall()
-    if len(state) != 1 or state[0][1] != fingerprint(present, cfg):
+    if len(state) != 1 or state[0][1] != fingerprint(statements(present, cfg)):
         return FactsPlan(False, "facts SQL changed")
     con.execute("CREATE OR REPLACE TEMP TABLE facts_refresh AS "
                 "SELECT DISTINCT customer_id FROM identity.touched_customers WHERE customer_id IS NOT NULL")
@@ -212,7 +212,8 @@ def plan(con: duckdb.DuckDBPyConnection, present: set[str], cfg, tables: set[str
 
 def write(con: duckdb.DuckDBPyConnection, present: set[str], cfg, facts_plan: FactsPlan) -> None:
     """Write ``mart.customer_facts`` (whole, or the refresh set's rows) and its state row."""
-    *steps, select = statements(present, cfg)
+    sql = statements(present, cfg)
+    *steps, select = sql
 
     def run(sql: str) -> None:  # DuckDB refuses a parameter the statement does not use
         con.execute(sql, {"as_of": cfg.as_of} if AS_OF in sql else None)
@@ -225,5 +226,5 @@ def write(con: duckdb.DuckDBPyConnection, present: set[str], cfg, facts_plan: Fa
     else:
         run(f"CREATE OR REPLACE TABLE mart.customer_facts AS {select}")
     con.execute("CREATE OR REPLACE TABLE mart.customer_facts_state AS SELECT ?::DATE AS as_of, ? AS fingerprint",
-                [cfg.as_of, fingerprint(present, cfg)])
+                [cfg.as_of, fingerprint(sql)])
     con.execute("DROP TABLE customer_channel; DROP TABLE customer_orders")

@@ -127,11 +127,11 @@ def touched_customers(con: duckdb.DuckDBPyConnection, tables: set[str]) -> bool:
     return not con.execute("SELECT count(*) FROM identity.touched_customers WHERE customer_id IS NULL").fetchall()[0][0]
 
 
-def build_golden(con: duckdb.DuckDBPyConnection, present: set[str], tables: set[str]) -> bool:
+def build_golden(con: duckdb.DuckDBPyConnection, present: set[str], incremental: bool) -> None:
     """``mart.golden_attributes``: each chosen value with the record it came from (provenance).
 
-    After an incremental identity run only the touched customers' rows are rebuilt
-    (:func:`touched_customers`); the choice is the same as a full rebuild's.
+    With ``incremental`` (:func:`touched_customers`) only the touched customers' rows are
+    rebuilt; the choice is the same as a full rebuild's.
 
     The winner per customer and attribute is the candidate first by trust, then recency
     (newest dated record), then frequency (how many of the customer's records carry the
@@ -143,10 +143,8 @@ def build_golden(con: duckdb.DuckDBPyConnection, present: set[str], tables: set[
     only for the winners, by the candidate's ``rowid``.
 
     Sort keys are compared field by field: a missing date sorts after every date
-    (``undated``), and negated epoch microseconds put the newest first. Returns whether
-    the build was incremental.
+    (``undated``), and negated epoch microseconds put the newest first.
     """
-    incremental = touched_customers(con, tables)
     lineage = "rc"
     if incremental:
         lineage = "golden_rc"
@@ -177,7 +175,6 @@ def build_golden(con: duckdb.DuckDBPyConnection, present: set[str], tables: set[
     else:
         con.execute(f"CREATE OR REPLACE TABLE mart.golden_attributes AS {chosen}")
     con.execute("DROP TABLE golden_candidates")
-    return incremental
 
 
 @dataclass(frozen=True)
@@ -215,7 +212,7 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
     con.execute(f"""CREATE OR REPLACE TEMP TABLE rc AS
                     SELECT * FROM identity.record_customer WHERE customer_id IS NOT NULL
                     {"AND customer_id IN (SELECT customer_id FROM facts_refresh)" if facts_plan.incremental else ""}""")
-    golden = build_golden(con, present, tables)
+    build_golden(con, present, touched)
     facts.write(con, present, cfg, facts_plan)
     refreshed = (con.execute("SELECT count(*) FROM facts_refresh").fetchall()[0][0] if facts_plan.incremental
                  else None)
@@ -228,7 +225,7 @@ def build_profile(con: duckdb.DuckDBPyConnection, present: set[str], cfg: MartCo
     if facts_plan.incremental:
         con.execute("DROP TABLE facts_refresh")
     return MartBuild("refreshed" if facts_plan.incremental else "rebuilt", facts_plan.reason,
-                     "refreshed" if golden else "rebuilt",
+                     "refreshed" if touched else "rebuilt",
                      customers if refreshed is None else refreshed, customers)
 
 

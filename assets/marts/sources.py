@@ -1,7 +1,7 @@
 """SQL building blocks over customers' current staging records, shared by the facts and the profile.
 
-Every block joins ``staging.<type>_current`` to a lineage table (``customer_id`` by
-``record_type`` and ``record_id``): the whole ``identity.record_customer`` on a rebuild, or
+Every block joins ``staging.<type>_current`` to the lineage TEMP table ``rc`` (``customer_id``
+by ``record_type`` and ``record_id``): the whole ``identity.record_customer`` on a rebuild, or
 only the customers a run refreshes.
 """
 
@@ -47,29 +47,29 @@ def src(record_type: str, lineage: str = "rc") -> str:
             f"JOIN {lineage} rc ON rc.record_type = '{record_type}' AND rc.record_id = s.record_id")
 
 
-def orders_sql(present: set[str], lineage: str = "rc") -> str:
+def orders_sql(present: set[str]) -> str:
     """Paid orders of every type present: ``customer_id, channel, ts, amount_cny``."""
-    parts = [f"SELECT rc.customer_id, '{channel}' AS channel, {ts} AS ts, amount_cny {src(rt, lineage)} WHERE {paid}"
+    parts = [f"SELECT rc.customer_id, '{channel}' AS channel, {ts} AS ts, amount_cny {src(rt)} WHERE {paid}"
              for rt, channel, ts, paid in ORDER_SOURCES if rt in present]
     none = "SELECT NULL::VARCHAR, NULL::VARCHAR, NULL::TIMESTAMPTZ, NULL::DOUBLE WHERE FALSE"
     return " UNION ALL ".join(parts) or none
 
 
-def consent_sql(present: set[str], lineage: str = "rc") -> str:
+def consent_sql(present: set[str]) -> str:
     """Every explicit opt-in or opt-out: ``customer_id, opt_in, ts, delivery_seq`` (undated = -infinity)."""
     parts = [
         f"SELECT rc.customer_id, {col} AS opt_in, coalesce({ts}, '-infinity'::TIMESTAMPTZ) AS ts, delivery_seq "
-        f"{src(rt, lineage)} WHERE {col} IS NOT NULL"
+        f"{src(rt)} WHERE {col} IS NOT NULL"
         for rt, (col, ts) in CONSENT_SOURCES.items() if rt in present
     ]
     return " UNION ALL ".join(parts) or ("SELECT NULL::VARCHAR AS customer_id, NULL::BOOLEAN AS opt_in, "
                                          "NULL::TIMESTAMPTZ AS ts, 0 AS delivery_seq WHERE FALSE")
 
 
-def activity_sql(present: set[str], lineage: str = "rc") -> str:
+def activity_sql(present: set[str]) -> str:
     """Every record's event: ``customer_id, channel, ts, loaded_at``."""
     return " UNION ALL ".join(
-        f"SELECT rc.customer_id, rc.channel, s.{event(rt)}::TIMESTAMPTZ AS ts, s.loaded_at {src(rt, lineage)}"
+        f"SELECT rc.customer_id, rc.channel, s.{event(rt)}::TIMESTAMPTZ AS ts, s.loaded_at {src(rt)}"
         for rt in sorted(present)
     )
 

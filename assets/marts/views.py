@@ -61,7 +61,7 @@ FACTS_COMMENTS = {
 }
 
 
-def _profile_columns(con: duckdb.DuckDBPyConnection, table: str = "customer_profile") -> list[str]:
+def _mart_columns(con: duckdb.DuckDBPyConnection, table: str = "customer_profile") -> list[str]:
     return [r[0] for r in con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_schema = 'mart' "
         "AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
@@ -95,7 +95,7 @@ def create_views(con: duckdb.DuckDBPyConnection) -> None:
     ``mart.customers`` drops every ``*_enc`` column found in the profile (not a fixed list),
     so a ciphertext column added later can never reach marketers or the exports.
     """
-    columns = _profile_columns(con)
+    columns = _mart_columns(con)
     missing = [c for c in columns if c not in COMMENTS]
     if missing:
         raise ValueError(f"mart.customer_profile columns without a COMMENT text: {missing}")
@@ -134,7 +134,7 @@ def create_views(con: duckdb.DuckDBPyConnection) -> None:
         _comment(con, f"mart.customer_profile.{col}", COMMENTS[col])
         if not col.endswith("_enc"):
             _comment(con, f"mart.customers.{col}", COMMENTS[col])
-    facts = _profile_columns(con, "customer_facts")
+    facts = _mart_columns(con, "customer_facts")
     if facts:
         con.execute("COMMENT ON TABLE mart.customer_facts IS 'Per customer, what its records add up to before the "
                     "date pass; kept between runs and refreshed for the customers whose records or date windows "

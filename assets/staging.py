@@ -7,7 +7,7 @@ from collections import Counter
 import dagster as dg
 
 from assets.landing.formats import FORMATS, FileFormat
-from assets.landing.load import check_token_key, ingest_new_files
+from assets.landing.load import check_token_key, ingest_types
 from pipelines.resources import ScvResource
 
 OWNERS = ["team:data-engineering"]
@@ -44,40 +44,54 @@ def _metadata(reports, seconds: float, con, fmt: FileFormat) -> dict:
     }
 
 
-def staging_asset(fmt: FileFormat) -> dg.AssetsDefinition:
-    @dg.asset(
-        name=fmt.record_type,
-        key_prefix=["staging"],
+def _spec(fmt: FileFormat) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        ["staging", fmt.record_type],
         group_name="staging",
         description=f"{fmt.description}: new `{fmt.glob}` files, standardised, PII tokenised and encrypted. "
                     f"Table `staging.{fmt.record_type}` (all deliveries) and view `staging.{fmt.record_type}_current`.",
         kinds={"polars", "duckdb"},
         owners=OWNERS,
         code_version="1",
-        pool="duckdb",
         tags={"channel": fmt.channel, "layer": "staging"},
     )
-    def _asset(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.MaterializeResult:
+
+
+@dg.multi_asset(
+    name="staging",
+    specs=[_spec(fmt) for fmt in FORMATS],
+    can_subset=True,
+    pool="duckdb",
+    description="Every new landing file of the selected types, loaded in one step: the files are read and "
+                "staged in worker processes on every core while this step writes them to DuckDB one by one.",
+)
+def staging(context: dg.AssetExecutionContext, scv: ScvResource):
+    """One step for all file types, so that preparing one type's files overlaps writing another's.
+
+    Each type is still its own asset (own metadata, checks and lineage); a run may select any of them.
+    """
+    selected = [fmt for fmt in FORMATS if dg.AssetKey(["staging", fmt.record_type]) in context.selected_asset_keys]
+    keyring = scv.keyring()
+    con = scv.connect(context.run_id)
+    try:
+        check_token_key(con, keyring)
         started = time.perf_counter()
-        keyring = scv.keyring()
-        con = scv.connect(context.run_id)
-        try:
-            check_token_key(con, keyring)
-            reports = ingest_new_files(con, scv.layout().landing, fmt, keyring, context.run_id, scv.now())
+        by_type = ingest_types(con, scv.layout().landing, selected, keyring, context.run_id, scv.now())
+        context.log.info(f"staging: {len(selected)} file types in {time.perf_counter() - started:.1f} s")
+        for fmt in selected:
+            reports = by_type[fmt.record_type]
             for rep in reports:
                 if rep.status in ("unreadable", "failed"):
                     context.log.error(f"{fmt.record_type}: {rep.message}")
                 elif rep.extra_columns or rep.missing_columns:
                     context.log.warning(f"{rep.file_name}: schema drift, extra {rep.extra_columns}, "
                                         f"missing {rep.missing_columns}")
-            status = Counter(r.status for r in reports)
-            context.log.info(f"{fmt.record_type}: {dict(status)}")
-            return dg.MaterializeResult(metadata=_metadata(reports, time.perf_counter() - started, con, fmt))
-        finally:
-            con.close()
+            context.log.info(f"{fmt.record_type}: {dict(Counter(r.status for r in reports))}")
+            seconds = sum(sum(r.seconds.get(k, 0.0) for k in ("wait", "write")) for r in reports)
+            yield dg.MaterializeResult(asset_key=dg.AssetKey(["staging", fmt.record_type]),
+                                       metadata=_metadata(reports, seconds, con, fmt))
+    finally:
+        con.close()
 
-    return _asset
 
-
-STAGING_ASSETS = [staging_asset(fmt) for fmt in FORMATS]
 STAGING_KEYS = [dg.AssetKey(["staging", fmt.record_type]) for fmt in FORMATS]

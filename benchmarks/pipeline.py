@@ -1,17 +1,18 @@
 """One pass of the real pipeline, stage by stage, with the time each stage took.
 
 The stages call the same library functions the Dagster assets call, in the same
-order (staging per file type, identity, mart + views, exports, publish; see
+order (staging of every file type, identity, mart + views, exports, publish; see
 ``assets/staging.py``, ``assets/identity_graph.py``, ``assets/profile.py``), so the
 numbers are the pipeline's, minus Dagster's own run overhead and the asset checks
 (a few COUNT queries). ``--dagster`` in ``benchmarks.run`` times the real job too.
 
-Ingest is split further without copying its code: while :func:`ingest_new_files`
-runs, :class:`Probe` wraps the functions it calls (``read_file``, ``stage_frame``
-and, inside the staging transform, ``normalize_phones``, ``encrypt_series`` and the
-DuckDB connection that computes HMAC tokens) and adds up their wall time. If a
-refactor renames one of them the split simply reports it as not measured; the
-ingest total stays exact.
+Ingest is split by what :func:`~assets.landing.load.ingest_types` records per file:
+seconds reading and staging it (in a worker process or here), and the writer's
+seconds waiting for it and writing it. With workers the first two overlap the
+writer, so they do not add up to the ingest's wall time. For files prepared here,
+:class:`Probe` also wraps ``normalize_phones``, ``encrypt_series`` and the DuckDB
+connection that computes HMAC tokens, and ``materialize_current`` in the writer;
+if a refactor renames one of them the split reports it as not measured.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import assets.landing.load as load_module
 import assets.landing.stage as stage_module
 from assets.downstream import identity_sources, present_types
 from assets.landing.formats import FORMATS
-from assets.landing.load import check_token_key, ingest_new_files
+from assets.landing.load import check_token_key, ingest_types
 from assets.marts.exports import write_exports
 from assets.marts.profile import MartConfig, build_profile
 from assets.marts.views import create_views
@@ -96,8 +97,7 @@ class Probe:
 
     @contextmanager
     def active(self) -> Iterator[Probe]:
-        targets = [(load_module, "read_file", "read"), (load_module, "stage_frame", "stage"),
-                   (stage_module, "normalize_phones", "phones"), (stage_module, "encrypt_series", "encrypt"),
+        targets = [(stage_module, "normalize_phones", "phones"), (stage_module, "encrypt_series", "encrypt"),
                    (load_module, "materialize_current", "current")]
         with ExitStack() as stack:
             for module, name, key in targets:
@@ -115,7 +115,8 @@ class IngestType:
     rows: int = 0  # rows delivered in new files
     loaded: int = 0
     quarantined: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the writer's: waiting for the files to be prepared, and writing them
+    in_workers: int = 0  # files prepared in worker processes
     parts: dict[str, float] = field(default_factory=dict)
 
 
@@ -194,22 +195,20 @@ def run_pass(home: Path, keyring: Keyring, run_id: str, now: datetime | None = N
             con.execute(f"SET {name} = '{value}'")
 
     probe = Probe()
-    parts_total: Counter[str] = Counter()
     with result.stage("ingest"):
         check_token_key(con, keyring)
-        for fmt in FORMATS:
-            before = Counter(probe.seconds)
-            t0 = time.perf_counter()
-            with probe.active():
-                reports = ingest_new_files(con, layout.landing, fmt, keyring, run_id, now)
-            item = IngestType(fmt.record_type, len(reports), sum(r.delivered for r in reports),
-                              sum(r.loaded for r in reports), sum(r.quarantined for r in reports),
-                              time.perf_counter() - t0)
-            item.parts = {k: probe.seconds[k] - before[k] for k in probe.seconds}
-            parts_total.update(item.parts)
-            result.ingest.append(item)
+        with probe.active():
+            by_type = ingest_types(con, layout.landing, FORMATS, keyring, run_id, now)
+    for fmt in FORMATS:
+        reports = by_type[fmt.record_type]
+        item = IngestType(fmt.record_type, len(reports), sum(r.delivered for r in reports),
+                          sum(r.loaded for r in reports), sum(r.quarantined for r in reports),
+                          sum(r.seconds.get("wait", 0.0) + r.seconds.get("write", 0.0) for r in reports),
+                          sum(r.prepared_in_worker for r in reports))
+        item.parts = {k: sum(r.seconds.get(k, 0.0) for r in reports) for k in ("read", "stage", "wait", "write")}
+        result.ingest.append(item)
     result.landing_rows = sum(i.rows for i in result.ingest)
-    result.ingest_parts = _split_ingest(result.stages["ingest"], parts_total, probe)
+    result.ingest_parts = _split_ingest(result.ingest, probe)
 
     with result.stage("identity"):
         stats = resolve(con, identity_sources(con), IdentityConfig.load(), run_id, now)
@@ -230,17 +229,23 @@ def run_pass(home: Path, keyring: Keyring, run_id: str, now: datetime | None = N
     return result
 
 
-def _split_ingest(total: float, seconds: Counter[str], probe: Probe) -> dict[str, float | None]:
-    """Ingest as read / normalise / tokenise / encrypt / write; None where a probe saw no call."""
-    def seen(key: str) -> float | None:
-        return seconds[key] if probe.calls[key] else None
+def _split_ingest(items: list[IngestType], probe: Probe) -> dict[str, float | None]:
+    """Ingest as read / stage (wherever files were prepared) and the writer's wait / write; None where unseen.
 
-    read, stage = seen("read"), seen("stage")
-    tokenise, encrypt = seen("tokenise"), seen("encrypt")
-    normalise = None if stage is None else stage - (tokenise or 0.0) - (encrypt or 0.0)
-    write = None if read is None or stage is None else total - read - stage
-    parts = {"read": read, "normalise": normalise, "&nbsp;&nbsp;of which phones": seen("phones"),
-             "tokenise": tokenise, "encrypt": encrypt, "write (hash, insert, ledger)": write}
+    Phones, tokens and encryption are split out of staging only for files prepared in this
+    process: the probe does not reach into worker processes.
+    """
+    def total(key: str) -> float:
+        return sum(i.parts.get(key, 0.0) for i in items)
+
+    def seen(key: str) -> float | None:
+        return probe.seconds[key] if probe.calls[key] else None
+
+    parts = {"read": total("read"), "stage (normalise, tokenise, encrypt)": total("stage"),
+             "&nbsp;&nbsp;of which phones": seen("phones"), "&nbsp;&nbsp;of which tokenise": seen("tokenise"),
+             "&nbsp;&nbsp;of which encrypt": seen("encrypt"),
+             "writer: waiting for (in-process: preparing) files": total("wait"),
+             "writer: insert, _current, ledger": total("write")}
     if probe.calls["current"]:  # load.materialize_current: refreshing the de-duplicated staging.<type>_current
         parts["&nbsp;&nbsp;of which _current refresh"] = seen("current")
     return parts

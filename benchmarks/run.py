@@ -4,7 +4,7 @@
    generator's realistic mix and damage) with its ground truth, in a child
    process, and holds ~1% of every file's rows back as the next day's delivery.
 2. Full build: runs the real pipeline stages on the base delivery and times each
-   (ingest split into read / normalise / tokenise / encrypt / write, identity,
+   (ingest split into read / stage in the preparing workers and the writer's wait / write, identity,
    mart, export, publish), with peak RSS; accuracy against the truth.
 3. Baselines on the same records (by default when the base is <= 2M rows):
    Splink 5 deterministic link + cluster against ``identity.graph.resolve``, and
@@ -120,13 +120,13 @@ def pass_table(result, section: Section) -> str:
 
 
 def ingest_table(result) -> str:
-    keys = ["read", "stage", "phones", "tokenise", "encrypt"]
+    keys = ["read", "stage", "wait", "write"]
     rows = []
     for item in result.ingest:
-        rows.append([item.record_type, item.files, f"{item.rows:,}", f"{item.quarantined:,}", _fmt_s(item.seconds),
-                     _rate(item.rows, item.seconds)] + [_fmt_s(item.parts.get(k)) for k in keys])
-    return _table(["file type", "new files", "rows", "quarantined", "seconds", "rows/s", "read", "stage_frame",
-                   "phones", "tokenise", "encrypt"], rows)
+        rows.append([item.record_type, item.files, item.in_workers, f"{item.rows:,}", f"{item.quarantined:,}",
+                     _fmt_s(item.seconds), _rate(item.rows, item.seconds)] + [_fmt_s(item.parts.get(k)) for k in keys])
+    return _table(["file type", "new files", "prepared in workers", "rows", "quarantined", "writer seconds",
+                   "rows/s", "read", "stage", "writer waiting", "writer writing"], rows)
 
 
 def accuracy_row(label: str, acc) -> list:

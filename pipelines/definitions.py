@@ -14,11 +14,11 @@ import dagster as dg
 from assets.checks import CHECKS
 from assets.identity_graph import record_customer
 from assets.profile import customer_profile, parquet_exports, published_warehouse
-from assets.staging import STAGING_ASSETS
+from assets.staging import staging
 from pipelines.resources import REBUILD_TAG, ScvResource
 from pipelines.sensors import landing_sensor, nightly_schedule
 
-ALL_ASSETS = [*STAGING_ASSETS, record_customer, customer_profile, parquet_exports, published_warehouse]
+ALL_ASSETS = [staging, record_customer, customer_profile, parquet_exports, published_warehouse]
 WRITER_TAG = {"scv/writes": "warehouse"}  # dagster.yaml: tag_concurrency_limits allows one such run at a time
 
 scv_job = dg.define_asset_job(

@@ -25,6 +25,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from privacy.keys import Keyring
 
 PARALLEL_THRESHOLD = 50_000
+# Worker processes for large batches (None: one per core). A process that is itself one of
+# several parallel workers sets 1, so the machine is not asked for cores it has given out.
+ENCRYPT_WORKERS: int | None = None
 
 
 class TamperedCiphertext(ValueError):
@@ -56,7 +59,7 @@ def encrypt_values(values: list[str], keyring: Keyring, column: str) -> list[str
     """
     key_id = keyring.active_data_key
     key = keyring.data_key(key_id)
-    workers = min(os.cpu_count() or 1, 8)
+    workers = ENCRYPT_WORKERS or min(os.cpu_count() or 1, 8)
     if len(values) < PARALLEL_THRESHOLD or workers == 1:
         sealed = _seal_chunk((key, column, values))
     else:

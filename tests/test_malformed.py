@@ -405,7 +405,7 @@ def test_quarantine_keeps_only_the_shape_of_a_row_whose_columns_are_shifted(tmp_
 
 
 def test_an_unforeseen_error_fails_only_its_file_says_no_plaintext_and_is_retried(tmp_path, keyring, monkeypatch):
-    import assets.landing.load as load
+    import assets.landing.prepare as load
 
     landing = tmp_path / "landing"
     (landing / "service").mkdir(parents=True)

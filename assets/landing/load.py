@@ -28,6 +28,8 @@ import json
 import logging
 import os
 import re
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -36,8 +38,9 @@ import duckdb
 import polars as pl
 
 from assets.landing.formats import FileFormat
-from assets.landing.readers import UnreadableFile, read_file, redact
-from assets.landing.stage import stage_frame, staging_schema
+from assets.landing.prepare import Prepared, Preparer, prepare_file, worker_count
+from assets.landing.readers import UnreadableFile, redact
+from assets.landing.stage import staging_schema
 from privacy.keys import KeyProblem, Keyring, WrongKey
 from privacy.suppression import split_suppressed
 
@@ -68,6 +71,8 @@ class FileReport:
     message: str = ""
     missing_columns: list[str] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # read, stage (where prepared), wait, write
+    prepared_in_worker: bool = False
 
 
 def batch_label(path: Path, fmt: FileFormat) -> str:
@@ -202,8 +207,13 @@ def _shape_only(raw_json: str, fmt: FileFormat) -> str:
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, keyring: Keyring, run_id: str,
-                now: datetime) -> FileReport:
-    """Load one landing file (or record why not). Safe to call again: a known file is skipped."""
+                now: datetime, prepared: Callable[[], Prepared] | None = None) -> FileReport:
+    """Load one landing file (or record why not). Safe to call again: a known file is skipped.
+
+    ``prepared`` gives the file read and staged (by a worker process, see
+    :class:`~assets.landing.prepare.Preparer`); without it the file is prepared here.
+    It is called only once the ledger says the file is new.
+    """
     stat = path.stat()  # one stat for the quick check and the ledger row, so both see the same file
     if _unchanged_since_ledger(con, path, stat, fmt):
         return FileReport(path.name, "known")
@@ -219,8 +229,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
         return FileReport(path.name, "known")
     seq = _next_seq(con)
     try:
-        read = read_file(path, fmt)
-        good, bad = stage_frame(read.frame, fmt, keyring)
+        read = prepared() if prepared else prepare_file(path, fmt, keyring)
+        good, bad = read.good, read.bad
     except UnreadableFile as exc:
         rep = FileReport(path.name, "unreadable", message=str(exc))
         con.execute("INSERT INTO staging.quarantine VALUES (?, ?, 0, ?, NULL, ?, ?)",
@@ -263,7 +273,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
             [fmt.record_type, path.name, run_id, now])
         con.unregister("rejected")
     rep = FileReport(path.name, "loaded", read.delivered, good.height, rejected.height,
-                     missing_columns=read.missing_columns, extra_columns=read.extra_columns)
+                     missing_columns=read.missing_columns, extra_columns=read.extra_columns, seconds=read.seconds,
+                     prepared_in_worker=read.in_worker)
     if rep.delivered != rep.loaded + rep.quarantined:  # an accounting bug must never pass silently
         raise AssertionError(f"{path.name}: {rep.delivered} delivered != {rep.loaded} loaded + {rep.quarantined}")
     _ledger(con, fmt, path, stat, sha, rep, seq, run_id, now)
@@ -272,23 +283,59 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
 
 def ingest_new_files(con: duckdb.DuckDBPyConnection, landing: Path, fmt: FileFormat, keyring: Keyring,
                      run_id: str, now: datetime) -> list[FileReport]:
-    """Ingest every file of one type not yet in the ledger, oldest name first.
+    """Ingest every file of one type not yet in the ledger, oldest name first."""
+    return ingest_types(con, landing, [fmt], keyring, run_id, now)[fmt.record_type]
 
-    ``staging.<type>_latest`` is built once if missing, then each file merges its own rows
-    into it inside the file's transaction (see :func:`materialize_current`).
+
+def ingest_types(con: duckdb.DuckDBPyConnection, landing: Path, formats: Sequence[FileFormat], keyring: Keyring,
+                 run_id: str, now: datetime) -> dict[str, list[FileReport]]:
+    """Ingest every new file of the given types, type by type, oldest name first within a type.
+
+    Each file is one transaction. ``staging.<type>_latest`` is built once if missing,
+    then each file merges its own rows into it in that transaction (see
+    :func:`materialize_current`). Files the ledger's quick check does not already know
+    are prepared ahead in worker processes when there is enough to gain
+    (:func:`~assets.landing.prepare.worker_count`); the writes stay here, in order.
     """
-    ensure_schema(con, fmt)
-    if not _has_latest(con, fmt.record_type):
-        materialize_current(con, fmt.record_type)
-    reports = []
-    for path in sorted(landing.glob(fmt.glob)):
-        con.execute("BEGIN TRANSACTION")
-        try:
-            rep = ingest_file(con, path, fmt, keyring, run_id, now)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        if rep.status != "known":
-            reports.append(rep)
+    files = []
+    for fmt in formats:
+        ensure_schema(con, fmt)
+        if not _has_latest(con, fmt.record_type):
+            materialize_current(con, fmt.record_type)
+        files += [(fmt, path) for path in sorted(landing.glob(fmt.glob))]
+    new = {path for fmt, path in files if not _unchanged_since_ledger(con, path, path.stat(), fmt)}
+    reports: dict[str, list[FileReport]] = {fmt.record_type: [] for fmt in formats}
+    with Preparer(files, new, keyring, worker_count(sum(path.stat().st_size for path in new))) as preparer:
+        asked = time.perf_counter()
+        for fmt, path, prepared in preparer:
+            waited = time.perf_counter() - asked  # for a worker to finish one of the next files
+            rep = _ingest_in_transaction(con, path, fmt, keyring, run_id, now, prepared)
+            rep.seconds["wait"] += waited
+            if rep.status != "known":
+                reports[fmt.record_type].append(rep)
+            asked = time.perf_counter()
     return reports
+
+
+def _ingest_in_transaction(con, path, fmt, keyring, run_id, now, prepared) -> FileReport:
+    """:func:`ingest_file` as one transaction, timing the wait for its preparation apart from the write."""
+    waited = 0.0
+
+    def timed_prepared() -> Prepared:
+        nonlocal waited
+        start = time.perf_counter()
+        try:
+            return prepared()
+        finally:
+            waited = time.perf_counter() - start
+
+    start = time.perf_counter()
+    con.execute("BEGIN TRANSACTION")
+    try:
+        rep = ingest_file(con, path, fmt, keyring, run_id, now, timed_prepared)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    rep.seconds |= {"wait": waited, "write": time.perf_counter() - start - waited}
+    return rep

@@ -26,6 +26,7 @@ import pandas as pd
 
 from assets import quality
 from assets.landing.formats import FORMATS, FileFormat
+from assets.landing.load import ROW_KEY
 from assets.marts.views import profile_consistency
 from pipelines.resources import ScvResource
 from pipelines.warehouse import open_published
@@ -120,7 +121,7 @@ def staging_suite_check(fmt: FileFormat) -> dg.AssetChecksDefinition:
         try:
             frame, sizes = quality.probe_frame(
                 con, f"{STAGING}.{fmt.record_type}", quality.probe_for(rules, quality.staging_within(fmt)),
-                focus=f"run_id = {quality.sql_string(run_id)}" if loaded_here else None)
+                focus=f"run_id = {quality.sql_string(run_id)}" if loaded_here else None, key=ROW_KEY)
             columns = quality.columns_frame(con, "table_schema = 'staging' AND table_name = ?", [fmt.record_type])
         finally:
             con.close()

@@ -49,7 +49,8 @@ def _spec(fmt: FileFormat) -> dg.AssetSpec:
         ["staging", fmt.record_type],
         group_name="staging",
         description=f"{fmt.description}: new `{fmt.glob}` files, standardised, PII tokenised and encrypted. "
-                    f"Table `staging.{fmt.record_type}` (all deliveries) and view `staging.{fmt.record_type}_current`.",
+                    f"View `staging.{fmt.record_type}_current` (table `_latest`: the latest delivery of each record) "
+                    f"and view `staging.{fmt.record_type}` (every delivery; older ones in table `_superseded`).",
         kinds={"polars", "duckdb"},
         owners=OWNERS,
         code_version="1",

@@ -11,7 +11,7 @@ seconds reading and staging it (in a worker process or here), and the writer's
 seconds waiting for it and writing it. With workers the first two overlap the
 writer, so they do not add up to the ingest's wall time. For files prepared here,
 :class:`Probe` also wraps ``normalize_phones``, ``encrypt_series`` and the DuckDB
-connection that computes HMAC tokens, and ``materialize_current`` in the writer;
+connection that computes HMAC tokens, and ``merge_delivery`` in the writer;
 if a refactor renames one of them the split reports it as not measured.
 """
 
@@ -98,7 +98,7 @@ class Probe:
     @contextmanager
     def active(self) -> Iterator[Probe]:
         targets = [(stage_module, "normalize_phones", "phones"), (stage_module, "encrypt_series", "encrypt"),
-                   (load_module, "materialize_current", "current")]
+                   (load_module, "merge_delivery", "current")]
         with ExitStack() as stack:
             for module, name, key in targets:
                 if hasattr(module, name):
@@ -245,7 +245,7 @@ def _split_ingest(items: list[IngestType], probe: Probe) -> dict[str, float | No
              "&nbsp;&nbsp;of which phones": seen("phones"), "&nbsp;&nbsp;of which tokenise": seen("tokenise"),
              "&nbsp;&nbsp;of which encrypt": seen("encrypt"),
              "writer: waiting for (in-process: preparing) files": total("wait"),
-             "writer: insert, _current, ledger": total("write")}
-    if probe.calls["current"]:  # load.materialize_current: refreshing the de-duplicated staging.<type>_current
-        parts["&nbsp;&nbsp;of which _current refresh"] = seen("current")
+             "writer: merge, quarantine, ledger": total("write")}
+    if probe.calls["current"]:  # load.merge_delivery: writing the rows into _latest / _superseded
+        parts["&nbsp;&nbsp;of which merge into _latest"] = seen("current")
     return parts

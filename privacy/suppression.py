@@ -91,12 +91,8 @@ def erase(con: duckdb.DuckDBPyConnection, keyring: Keyring, customer_ids: list[s
                         SELECT ?, ?, source_file, count(*) FROM staging.{record_type}
                         WHERE record_id IN (SELECT record_id FROM erase_records WHERE record_type = ?)
                         GROUP BY source_file""", [request_id, record_type, record_type])
-        con.execute(f"""DELETE FROM staging.{record_type}
-                        WHERE record_id IN (SELECT record_id FROM erase_records WHERE record_type = ?)""",
-                    [record_type])
-        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'staging' "
-                       "AND table_name = ?", [f"{record_type}_latest"]).fetchall()[0][0]:
-            con.execute(f"""DELETE FROM staging.{record_type}_latest
+        for table in (f"{record_type}_latest", f"{record_type}_superseded"):  # the view staging.<type> shows both
+            con.execute(f"""DELETE FROM staging.{table}
                             WHERE record_id IN (SELECT record_id FROM erase_records WHERE record_type = ?)""",
                         [record_type])
         report.records_removed[record_type] = before - con.execute(

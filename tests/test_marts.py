@@ -42,7 +42,7 @@ def ago(days: int, hour: int = 12, minute: int = 0) -> datetime:
 
 
 class Warehouse:
-    """Staging ``_current`` rows and ``identity.record_customer`` lineage, written by hand."""
+    """Staging ``_current`` rows (one per record id) and ``identity.record_customer`` lineage, written by hand."""
 
     def __init__(self) -> None:
         self.con = duckdb.connect()
@@ -61,8 +61,8 @@ class Warehouse:
         record_id = record_id or f"{record_type}-{self.n}"
         row = {"record_id": record_id, "source_line": self.n, "batch_date": batch_date, "delivery_seq": delivery_seq,
                "loaded_at": LOADED, **values}
-        self.con.execute(f"INSERT INTO staging.{record_type} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                         list(row.values()))
+        self.con.execute(f"INSERT INTO staging.{record_type}_latest ({', '.join(row)}) "
+                         f"VALUES ({', '.join('?' * len(row))})", list(row.values()))
         self.con.execute("INSERT INTO identity.record_customer VALUES (?, ?, ?, ?, 'phone')",
                          [BY_TYPE[record_type].channel, record_type, record_id, customer_id])
         self.con.execute("INSERT INTO identity.touched_customers VALUES (?, 'test')", [customer_id])  # as identity does

@@ -10,7 +10,7 @@ import pytest
 
 from assets import quality
 from assets.landing.formats import BY_TYPE, FORMATS
-from assets.landing.load import ingest_new_files
+from assets.landing.load import ROW_KEY, ingest_new_files
 from tests.conftest import NOW, SAMPLE_LANDING
 
 
@@ -21,7 +21,8 @@ def _failed(verdict: quality.Verdict) -> set[tuple[str, str]]:
 def _judge(con, fmt, focus=None) -> quality.Verdict:
     rules = quality.staging_suite(fmt, NOW)
     frame, sizes = quality.probe_frame(con, f"staging.{fmt.record_type}",
-                                       quality.probe_for(rules, quality.staging_within(fmt)), focus=focus)
+                                       quality.probe_for(rules, quality.staging_within(fmt)), focus=focus,
+                                       key=ROW_KEY)
     return quality.validate(frame, rules, sizes)
 
 
@@ -47,24 +48,24 @@ def test_staging_suites_accept_what_the_privacy_boundary_produces(keyring):
 
 
 @pytest.mark.parametrize(("change", "expected"), [
-    ("UPDATE staging.tmall_orders SET amount_cny = -0.01 WHERE rowid = 2", ("column_values_to_be_between",
+    ("UPDATE staging.tmall_orders_latest SET amount_cny = -0.01 WHERE rowid = 2", ("column_values_to_be_between",
                                                                              "amount_cny")),
-    ("UPDATE staging.tmall_orders SET event_at = TIMESTAMPTZ '1970-01-01 00:00:00+00' WHERE rowid = 1",
+    ("UPDATE staging.tmall_orders_latest SET event_at = TIMESTAMPTZ '1970-01-01 00:00:00+00' WHERE rowid = 1",
      ("column_values_to_be_between", "event_at")),
-    ("UPDATE staging.tmall_orders SET event_at = TIMESTAMPTZ '2027-06-01 00:00:00+00' WHERE rowid = 1",
+    ("UPDATE staging.tmall_orders_latest SET event_at = TIMESTAMPTZ '2027-06-01 00:00:00+00' WHERE rowid = 1",
      ("column_values_to_be_between", "event_at")),
-    ("UPDATE staging.tmall_orders SET phone_token = upper(phone_token) WHERE phone_status = 'ok' AND rowid = "
-     "(SELECT min(rowid) FROM staging.tmall_orders WHERE phone_status = 'ok')",
+    ("UPDATE staging.tmall_orders_latest SET phone_token = upper(phone_token) WHERE phone_status = 'ok' AND rowid = "
+     "(SELECT min(rowid) FROM staging.tmall_orders_latest WHERE phone_status = 'ok')",
      ("column_values_to_match_regex", "phone_token")),
-    ("UPDATE staging.tmall_orders SET phone_token = NULL WHERE rowid = "
-     "(SELECT min(rowid) FROM staging.tmall_orders WHERE phone_status = 'ok')",
+    ("UPDATE staging.tmall_orders_latest SET phone_token = NULL WHERE rowid = "
+     "(SELECT min(rowid) FROM staging.tmall_orders_latest WHERE phone_status = 'ok')",
      ("column_values_to_not_be_null", "phone_token")),
-    ("UPDATE staging.tmall_orders SET phone_masked = '13812345678' WHERE phone_masked IS NOT NULL AND rowid = "
-     "(SELECT min(rowid) FROM staging.tmall_orders WHERE phone_masked IS NOT NULL)",
+    ("UPDATE staging.tmall_orders_latest SET phone_masked = '13812345678' WHERE phone_masked IS NOT NULL AND rowid = "
+     "(SELECT min(rowid) FROM staging.tmall_orders_latest WHERE phone_masked IS NOT NULL)",
      ("column_values_to_match_regex", "phone_masked")),
-    ("UPDATE staging.tmall_orders SET order_status = '请联系 13812345678' WHERE rowid = 3",
+    ("UPDATE staging.tmall_orders_latest SET order_status = '请联系 13812345678' WHERE rowid = 3",
      ("column_values_to_not_match_regex", "order_status")),
-    ("UPDATE staging.tmall_orders SET phone_status = 'guessed' WHERE rowid = 0",
+    ("UPDATE staging.tmall_orders_latest SET phone_status = 'guessed' WHERE rowid = 0",
      ("column_values_to_be_in_set", "phone_status")),
 ])
 def test_staging_suite_catches_each_kind_of_bad_row(staged, change, expected):
@@ -78,7 +79,7 @@ def test_staging_suite_catches_each_kind_of_bad_row(staged, change, expected):
 
 
 def test_a_null_token_is_fine_where_the_phone_is_unusable(staged):
-    staged.execute("UPDATE staging.tmall_orders SET phone_token = NULL, phone_masked = NULL, phone_enc = NULL "
+    staged.execute("UPDATE staging.tmall_orders_latest SET phone_token = NULL, phone_masked = NULL, phone_enc = NULL "
                    "WHERE phone_status <> 'ok'")
     assert _judge(staged, BY_TYPE["tmall_orders"]).passed
 

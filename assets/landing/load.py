@@ -3,9 +3,10 @@
 The file ledger (``staging.file_ledger``) remembers every file by content hash:
 a file already loaded is skipped, even when re-delivered under another name. A file
 whose name, size and modification time match its ledger row is not even re-read.
-Rows of new files are appended to ``staging.<record_type>`` with their delivery
-sequence; ``staging.<record_type>_current`` keeps the latest delivery of each
-record id, so a row repeated across files counts once while its history stays.
+Rows of new files are staged with their delivery sequence;
+``staging.<record_type>_current`` shows the latest delivery of each record id and
+``staging.<record_type>`` every delivery, so a row repeated across files counts once
+while its history stays (see :func:`ensure_schema`).
 Rows that cannot be used go to ``staging.quarantine`` with file, line and reason.
 For every file: rows delivered = rows loaded + rows quarantined.
 
@@ -96,55 +97,83 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# Identifies a row among all deliveries of a type (a file has fewer than 2**32 lines).
+ROW_KEY = "delivery_seq * 4294967296 + source_line"
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection, fmt: FileFormat | None = None) -> None:
+    """The ledger and quarantine tables, and for ``fmt`` its staging tables and views.
+
+    ``staging.<type>_latest`` holds the latest delivery of each record id, which is what
+    identity and marts read (through the view ``staging.<type>_current``); the older
+    versions a later delivery replaced move to ``staging.<type>_superseded``. The view
+    ``staging.<type>`` shows all deliveries. Each row is thus stored once: the common
+    first delivery of a record is written once, not once for history and once for now.
+    """
     con.execute(DDL)
     if fmt is None:
         return
+    rt = fmt.record_type
+    _split_history_table(con, rt)
     cols = ", ".join(f'"{c}" {_duck_type(t)}' for c, t in staging_schema(fmt).items())
-    con.execute(f"""
-        CREATE TABLE IF NOT EXISTS staging.{fmt.record_type} (
+    for table in (f"{rt}_latest", f"{rt}_superseded"):
+        con.execute(f"""CREATE TABLE IF NOT EXISTS staging.{table} (
             {cols}, source_file VARCHAR, batch VARCHAR, batch_date DATE, delivery_seq BIGINT,
-            run_id VARCHAR, loaded_at TIMESTAMPTZ);
-        CREATE VIEW IF NOT EXISTS staging.{fmt.record_type}_current AS {_latest_sql(fmt.record_type)};
-    """)
-
-
-def _latest_sql(record_type: str) -> str:
-    return (f"SELECT * FROM staging.{record_type} QUALIFY row_number() OVER "
-            f"(PARTITION BY record_id ORDER BY delivery_seq DESC, source_line DESC) = 1")
-
-
-def materialize_current(con: duckdb.DuckDBPyConnection, record_type: str, delivery_seq: int | None = None) -> None:
-    """Keep ``staging.<type>_latest`` holding the latest delivery of each record.
-
-    Identity and marts read ``staging.<type>_current`` many times per run; as a view
-    it would re-run the de-duplicating window over all deliveries each time, so it
-    is a view over this table. Without ``delivery_seq`` the table is rebuilt from all
-    deliveries (first load, or a warehouse from before the table existed). With
-    ``delivery_seq`` (a delivery just appended to ``staging.<type>``, read back from
-    there in DuckDB's own format) only that delivery is merged, so the cost follows the new file, not the table:
-    a new delivery always has the highest ``delivery_seq``, so its rows replace
-    every older row of the same record id, and within it the highest
-    ``source_line`` wins.
-    """
-    if delivery_seq is None:
-        con.execute(f"""
-            CREATE OR REPLACE TABLE staging.{record_type}_latest AS {_latest_sql(record_type)};
-            CREATE OR REPLACE VIEW staging.{record_type}_current AS SELECT * FROM staging.{record_type}_latest;
-        """)
-        return
+            run_id VARCHAR, loaded_at TIMESTAMPTZ)""")
     con.execute(f"""
-        DELETE FROM staging.{record_type}_latest
-            WHERE record_id IN (SELECT record_id FROM staging.{record_type} WHERE delivery_seq = {int(delivery_seq)});
-        INSERT INTO staging.{record_type}_latest
-            SELECT * FROM staging.{record_type} WHERE delivery_seq = {int(delivery_seq)}
-            QUALIFY row_number() OVER (PARTITION BY record_id ORDER BY source_line DESC) = 1;
+        CREATE VIEW IF NOT EXISTS staging.{rt} AS
+            SELECT * FROM staging.{rt}_latest UNION ALL BY NAME SELECT * FROM staging.{rt}_superseded;
+        CREATE OR REPLACE VIEW staging.{rt}_current AS SELECT * FROM staging.{rt}_latest;
     """)
 
 
-def _has_latest(con: duckdb.DuckDBPyConnection, record_type: str) -> bool:
-    return con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'staging' "
-                       "AND table_name = ?", [f"{record_type}_latest"]).fetchall()[0][0] > 0
+def _table_type(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    rows = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'staging' "
+                       "AND table_name = ?", [name]).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _split_history_table(con: duckdb.DuckDBPyConnection, record_type: str) -> None:
+    """A warehouse from before the split kept every delivery in the table ``staging.<type>``
+    (and, later, a copy of the latest rows in ``_latest``): keep the latest rows, move the
+    table to ``_superseded`` and take the latest rows out of it."""
+    if _table_type(con, record_type) != "BASE TABLE":
+        return
+    rt = record_type
+    if _table_type(con, f"{rt}_latest") is None:
+        con.execute(f"""CREATE TABLE staging.{rt}_latest AS SELECT * FROM staging.{rt} QUALIFY row_number()
+                        OVER (PARTITION BY record_id ORDER BY delivery_seq DESC, source_line DESC) = 1""")
+    con.execute(f"""
+        DROP VIEW IF EXISTS staging.{rt}_current;
+        ALTER TABLE staging.{rt} RENAME TO {rt}_superseded;
+        DELETE FROM staging.{rt}_superseded s USING staging.{rt}_latest l
+            WHERE s.delivery_seq = l.delivery_seq AND s.source_line = l.source_line;
+    """)
+    log.info("staging.%s: history split into %s_latest and %s_superseded", rt, rt, rt)
+
+
+def merge_delivery(con: duckdb.DuckDBPyConnection, record_type: str, incoming: pl.DataFrame) -> None:
+    """Write one delivery's staged rows: each replaces the current row of its record id.
+
+    A new delivery always has the highest ``delivery_seq``, so its rows replace every
+    older row of the same record id (those move to ``_superseded``), and within it the
+    highest ``source_line`` wins. The cost follows the delivery, not the table.
+    """
+    rt = record_type
+    newest = pl.col("source_line") == pl.col("source_line").max().over("record_id")
+    repeated = incoming.height > incoming["record_id"].n_unique()
+    con.register("incoming", incoming.filter(newest) if repeated else incoming)
+    con.execute(f"""
+        INSERT INTO staging.{rt}_superseded BY NAME
+            SELECT * FROM staging.{rt}_latest WHERE record_id IN (SELECT record_id FROM incoming);
+        DELETE FROM staging.{rt}_latest WHERE record_id IN (SELECT record_id FROM incoming);
+        INSERT INTO staging.{rt}_latest BY NAME SELECT * FROM incoming;
+    """)
+    con.unregister("incoming")
+    if repeated:
+        con.register("repeated", incoming.filter(~newest))
+        con.execute(f"INSERT INTO staging.{rt}_superseded BY NAME SELECT * FROM repeated")
+        con.unregister("repeated")
 
 
 def _duck_type(dtype: pl.DataType) -> str:
@@ -261,11 +290,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
             pl.Series("raw_redacted", [_shape_only(raw, fmt) for raw in bad["raw"]], dtype=pl.String)),
         erased,
     ])
-    con.register("incoming", good)
-    con.execute(f"INSERT INTO staging.{fmt.record_type} BY NAME SELECT * FROM incoming")
-    if _has_latest(con, fmt.record_type):  # in the same transaction: _current never lags the deliveries
-        materialize_current(con, fmt.record_type, seq)
-    con.unregister("incoming")
+    merge_delivery(con, fmt.record_type, good)
     if rejected.height:
         con.register("rejected", rejected)
         con.execute(
@@ -291,17 +316,14 @@ def ingest_types(con: duckdb.DuckDBPyConnection, landing: Path, formats: Sequenc
                  run_id: str, now: datetime) -> dict[str, list[FileReport]]:
     """Ingest every new file of the given types, type by type, oldest name first within a type.
 
-    Each file is one transaction. ``staging.<type>_latest`` is built once if missing,
-    then each file merges its own rows into it in that transaction (see
-    :func:`materialize_current`). Files the ledger's quick check does not already know
+    Each file is one transaction, in which its rows replace the current rows of their
+    record ids (:func:`merge_delivery`). Files the ledger's quick check does not already know
     are prepared ahead in worker processes when there is enough to gain
     (:func:`~assets.landing.prepare.worker_count`); the writes stay here, in order.
     """
     files = []
     for fmt in formats:
         ensure_schema(con, fmt)
-        if not _has_latest(con, fmt.record_type):
-            materialize_current(con, fmt.record_type)
         files += [(fmt, path) for path in sorted(landing.glob(fmt.glob))]
     new = {path for fmt, path in files if not _unchanged_since_ledger(con, path, path.stat(), fmt)}
     reports: dict[str, list[FileReport]] = {fmt.record_type: [] for fmt in formats}

@@ -33,6 +33,11 @@ _FAST = rf"^(?:\+86|0086|86)?((?:{_CN_MOBILE}))$"
 _STRIP = r"[\s\-()]"
 _SCI = re.compile(r"\+?(\d)\.(\d+)[eE]\+?(\d+)")
 _VIRTUAL = re.compile(r"(?:\+?86|0086)?[\s-]*1\d{10}\s*(?:-|转|#|,|ext\.?)\s*\d{1,6}", re.IGNORECASE)
+# The same two rules for the vectorised path, written with ASCII classes: whatever they match,
+# the reference's Unicode-aware patterns match with the same groups, so the answer is the same;
+# what only the reference matches (other scripts' digits) is left to the reference.
+_SCI_FAST = r"^\+?([0-9])\.([0-9]+)[eE]\+?([0-9]{1,2})$"
+_VIRTUAL_FAST = r"(?i)^(?:\+?86|0086)?[ \-]*1[0-9]{10} *(?:-|转|#|,|ext\.?) *[0-9]{1,6}$"
 _MOBILE_TYPES = {phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE}
 
 SCHEMA = {"phone_e164": pl.String, "phone_status": pl.String, "phone_is_mobile": pl.Boolean}
@@ -93,14 +98,26 @@ def normalize_phones(raw: pl.Series) -> pl.DataFrame:
     clean = (
         pl.col("raw").str.normalize("NFKC").str.strip_chars().str.strip_chars_start("'").str.strip_chars()
     )
+    # Excel's scientific form, decided as the reference does: too few digits left is "mangled",
+    # otherwise the digits, padded to the exponent, are read like any other spelling.
+    sci = pl.col("clean").str.extract_groups(_SCI_FAST)
+    digits = sci.struct.field("1") + sci.struct.field("2")
+    width = sci.struct.field("3").cast(pl.Int64) + 1
     fast = frame.with_columns(clean.alias("clean")).with_columns(
-        pl.col("clean").str.replace_all(_STRIP, "").str.extract(_FAST, 1).alias("mobile")
+        ((digits.str.len_chars() < 10) | (digits.str.len_chars() > width)).alias("sci_mangled"),
+        pl.coalesce(digits.str.pad_end(width.fill_null(0), "0"), pl.col("clean")).alias("spelled"),
+    ).with_columns(
+        pl.col("spelled").str.replace_all(_STRIP, "").str.extract(_FAST, 1).alias("mobile")
     )
     fast = fast.with_columns(
         pl.when(pl.col("clean").is_null() | (pl.col("clean") == ""))
         .then(pl.lit("empty"))
         .when(pl.col("clean").str.contains("*", literal=True))
         .then(pl.lit("masked"))
+        .when(pl.col("sci_mangled").fill_null(False))
+        .then(pl.lit("mangled"))
+        .when(pl.col("spelled").str.contains(_VIRTUAL_FAST))
+        .then(pl.lit("virtual"))
         .when(pl.col("mobile").is_not_null() & _placeholder_expr(pl.col("mobile")))
         .then(pl.lit("placeholder"))
         .when(pl.col("mobile").is_not_null())

@@ -24,6 +24,12 @@ from identity.phones import fast_path_share, normalize_phones, reference_normali
         ("1.38123E+10", None, "mangled"),
         ("138****5678", None, "masked"),
         ("17012345678-1234", None, "virtual"),
+        ("13900139001 转 123", None, "virtual"),
+        ("+86 13900139001 EXT. 12", None, "virtual"),
+        ("13900139001-1234567", None, "invalid"),  # an extension that long is no virtual number
+        ("1.390013900E+10", "+8613900139000", "ok"),  # ten digits kept: the eleventh was a zero
+        ("+1.3900139001e10", "+8613900139001", "ok"),
+        ("1.39001390E+10", None, "mangled"),
         ("13800138000", "+8613800138000", "placeholder"),
         ("11111111111", None, "placeholder"),
         ("12345678901", None, "placeholder"),

@@ -76,13 +76,13 @@ def _worker_setup() -> None:
 
 
 def worker_count(new_bytes: int) -> int:
-    """How many worker processes to prepare ``new_bytes`` of landing files with (1: in-process)."""
+    """How many worker processes to prepare ``new_bytes`` of landing files with (0: in-process)."""
     configured = os.environ.get("SCV_INGEST_WORKERS")
     if configured:
-        return max(1, int(configured))
+        return max(0, int(configured))
     if new_bytes < PARALLEL_BYTES:
-        return 1
-    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
+        return 0
+    return max(0, min(os.cpu_count() or 1, MAX_WORKERS))
 
 
 class Preparer:
@@ -93,7 +93,7 @@ class Preparer:
     writer rarely waits. Workers start on the largest files first, and at most
     ``workers`` prepared files wait in memory at a time, which keeps the peak near the
     in-process one. Files not in ``new`` (the ledger already knows them) and every file
-    when ``workers`` is 1 are prepared in-process, only if the writer asks. A worker that
+    when ``workers`` is 0 are prepared in-process, only if the writer asks. A worker that
     dies (the operating system killed it) does not lose its file: it is prepared in-process.
     """
 
@@ -103,10 +103,10 @@ class Preparer:
         self.queues: dict[str, deque[tuple[FileFormat, Path]]] = {}
         for fmt, path in files:
             self.queues.setdefault(fmt.record_type, deque()).append((fmt, path))
-        self.pending = _largest_first(files, new) if workers > 1 else []
+        self.pending = _largest_first(files, new) if workers else []
         self.waiting = {path for _, path in self.pending}  # to be prepared by a worker
         self.futures: dict[Path, Future] = {}
-        self.ahead = workers
+        self.ahead = workers + 1  # one ready beyond those being prepared, so no worker idles
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_worker_setup) if self.pending else None
 

@@ -21,7 +21,7 @@ def _ingest(landing, keyring, workers: int, monkeypatch) -> duckdb.DuckDBPyConne
     con = duckdb.connect()
     reports = ingest_types(con, landing, FORMATS, keyring, "run-1", NOW)
     loaded = [r for reps in reports.values() for r in reps if r.status == "loaded"]
-    assert len(loaded) == 12 and all(r.prepared_in_worker == (workers > 1) for r in loaded)
+    assert len(loaded) == 12 and all(r.prepared_in_worker == (workers > 0) for r in loaded)
     return con
 
 
@@ -46,7 +46,7 @@ def landing(tmp_path):
 
 
 def test_worker_prepared_ingest_equals_the_in_process_one(landing, keyring, monkeypatch):
-    alone = _ingest(landing, keyring, 1, monkeypatch)
+    alone = _ingest(landing, keyring, 0, monkeypatch)
     parallel = _ingest(landing, keyring, 2, monkeypatch)
     for fmt in FORMATS:
         for table in (f"staging.{fmt.record_type}", f"staging.{fmt.record_type}_current"):
@@ -69,7 +69,7 @@ def test_a_worker_that_died_costs_its_file_nothing(tmp_path, keyring):
     path = next(SAMPLE_LANDING.glob(fmt.glob))
     dead = Future()
     dead.set_exception(BrokenProcessPool("a child process terminated abruptly"))
-    with prepare.Preparer([(fmt, path)], set(), keyring, 1) as preparer:
+    with prepare.Preparer([(fmt, path)], set(), keyring, 0) as preparer:
         recovered = preparer._result(dead, path, fmt)
     assert recovered.good.height == prepare.prepare_file(path, fmt, keyring).good.height > 0
     assert not recovered.in_worker
@@ -77,8 +77,10 @@ def test_a_worker_that_died_costs_its_file_nothing(tmp_path, keyring):
 
 def test_workers_start_only_for_deliveries_worth_it(monkeypatch):
     monkeypatch.delenv("SCV_INGEST_WORKERS", raising=False)
-    assert prepare.worker_count(prepare.PARALLEL_BYTES - 1) == 1
+    assert prepare.worker_count(prepare.PARALLEL_BYTES - 1) == 0
     monkeypatch.setattr(prepare.os, "cpu_count", lambda: 2)
     assert prepare.worker_count(prepare.PARALLEL_BYTES) == 2
+    monkeypatch.setenv("SCV_INGEST_WORKERS", "0")
+    assert prepare.worker_count(10 * prepare.PARALLEL_BYTES) == 0
     monkeypatch.setenv("SCV_INGEST_WORKERS", "1")
-    assert prepare.worker_count(10 * prepare.PARALLEL_BYTES) == 1
+    assert prepare.worker_count(1) == 1

@@ -10,7 +10,7 @@ leaves the worker that read it.
 
 Starting a worker process costs about a second (it imports Polars, DuckDB,
 phonenumbers, OpenCC), so small deliveries are prepared in-process.
-``SCV_INGEST_WORKERS`` sets the number of workers (default: one per core; ``1``
+``SCV_INGEST_WORKERS`` sets the number of workers (default: one per core; ``0``
 prepares everything in-process).
 """
 

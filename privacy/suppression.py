@@ -91,7 +91,13 @@ def erase(con: duckdb.DuckDBPyConnection, keyring: Keyring, customer_ids: list[s
                         SELECT ?, ?, source_file, count(*) FROM staging.{record_type}
                         WHERE record_id IN (SELECT record_id FROM erase_records WHERE record_type = ?)
                         GROUP BY source_file""", [request_id, record_type, record_type])
-        for table in (f"{record_type}_latest", f"{record_type}_superseded"):  # the view staging.<type> shows both
+        # the view staging.<type> shows _latest and _superseded (a warehouse not yet loaded since
+        # staging was split keeps every delivery in the table staging.<type>)
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'staging' "
+            "AND table_type = 'BASE TABLE' AND table_name IN (?, ?, ?)",
+            [record_type, f"{record_type}_latest", f"{record_type}_superseded"]).fetchall()]
+        for table in tables:
             con.execute(f"""DELETE FROM staging.{table}
                             WHERE record_id IN (SELECT record_id FROM erase_records WHERE record_type = ?)""",
                         [record_type])

@@ -93,6 +93,25 @@ def test_erase_removes_everywhere_and_redelivery_stays_out(built):
                        "USING (customer_id) WHERE rc.record_id = 'VIP0010001'").fetchall() == [(0,)]
 
 
+def test_erase_reaches_a_warehouse_still_keeping_every_delivery_in_one_table(built):
+    """Staging as it was before it kept the latest rows and the replaced ones apart."""
+    con = duckdb.connect(str(built / "warehouse.duckdb"))
+    con.execute("""
+        DROP VIEW staging.members; DROP VIEW staging.members_current;
+        CREATE TABLE staging.members AS SELECT * FROM staging.members_latest UNION ALL
+            SELECT * FROM staging.members_superseded;
+        DROP TABLE staging.members_superseded;
+        CREATE VIEW staging.members_current AS SELECT * FROM staging.members_latest""")
+    assert con.execute("SELECT count(*) FROM staging.members WHERE record_id = 'VIP0010001'").fetchall() == [(2,)]
+    con.close()
+    out = runner.invoke(app, ["erase", "--phone", "+86 139 0013 9001"])
+    assert out.exit_code == 0, out.output
+    con = duckdb.connect(str(built / "warehouse.duckdb"), read_only=True)
+    for table in ("members", "members_latest"):
+        assert con.execute(f"SELECT count(*) FROM staging.{table} WHERE record_id = 'VIP0010001'").fetchall() == [
+            (0,)], table
+
+
 def test_key_rotation_round_trip(built, key_dir):
     con = duckdb.connect(str(built / "warehouse.duckdb"), read_only=True)
     before = con.execute("SELECT record_id, name_enc FROM staging.members_current ORDER BY record_id").fetchall()

@@ -174,6 +174,20 @@ def test_failing_staging_gate_blocks_publish(scv_home):
     assert verdict.metadata["rows_checked_exactly"].value == verdict.metadata["table_rows"].value > 1
 
 
+def test_a_run_may_load_a_single_file_type(scv_home):
+    """All types load in one step, yet each is its own asset: selecting one loads only its files."""
+    from pipelines.definitions import ALL_ASSETS
+    from pipelines.resources import ScvResource
+
+    result = dg.materialize(ALL_ASSETS, selection=dg.AssetSelection.assets(dg.AssetKey(["staging", "members"])),
+                            resources={"scv": ScvResource(home=str(scv_home))})
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    assert event.asset_key == dg.AssetKey(["staging", "members"])
+    metadata = event.step_materialization_data.materialization.metadata
+    assert metadata["new_files"].value == 2 and metadata["rows_loaded"].value > 0
+
+
 def _evaluations(result) -> dict:
     return {(e.asset_key.to_user_string(), e.check_name): e
             for e in (ev.event_specific_data for ev in result.all_events

@@ -120,6 +120,8 @@ _DIGITS = re.compile(r"\d")  # any Unicode digit, full-width ones included
 _LETTERS = re.compile(r"[^\W\d_]")  # any Unicode letter
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0003ffff]")
 _BREAKS = re.compile(rb"\r\n|\r|\n")
+# What str.strip() removes: a line of only these is blank, as Python sees it
+_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
 _SURROGATE_ESCAPE = re.compile("[\udc80-\udcff]")  # an undecodable byte under errors="surrogateescape"
 _KNOWN_COLUMNS = {x.source for fmt in FORMATS for x in fmt.fields}
 
@@ -549,18 +551,24 @@ def _not_json_lines(path: Path, usable: list[tuple[int, str]], rejected: list[Re
 
 def read_jsonl(path: Path, fmt: FileFormat) -> ReadResult:
     lines, bad = _decode(path, path.read_bytes(), fmt.encoding)
-    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
-    rejected = [Rejected(n, bad[n], redact(ln)) for n, ln in numbered if n in bad]
-    usable = [(n, ln) for n, ln in numbered if n not in bad]
+    # the lines as a column: numbering, blank lines and undecodable ones without a Python loop per line
+    numbered = (pl.DataFrame({"ln": lines}, schema={"ln": pl.String})
+                .with_row_index("n", offset=1).with_columns(pl.col("n").cast(pl.Int64))
+                .filter(pl.col("ln").str.strip_chars(_WHITESPACE) != ""))
+    flagged = pl.col("n").is_in(list(bad))
+    rejected = [Rejected(n, bad[n], redact(ln)) for n, ln in numbered.filter(flagged).iter_rows()]
+    usable = numbered.filter(~flagged)
     try:
-        frame = pl.read_ndjson(io.BytesIO("\n".join(ln for _, ln in usable).encode()), infer_schema_length=None)
-        if frame.height != len(usable):
+        joined = usable["ln"].str.join("\n").item() if usable.height else ""
+        frame = pl.read_ndjson(io.BytesIO(joined.encode()), infer_schema_length=None)
+        if frame.height != usable.height:
             raise ValueError("row count mismatch")
-        frame = _stringify(frame).with_columns(pl.Series("_line", [n for n, _ in usable], dtype=pl.Int64))
+        frame = _stringify(frame).with_columns(usable["n"].alias("_line"))
     except Exception:  # noqa: BLE001 - any parse failure: fall back to exact per-line parsing
-        frame, line_rejects = _parse_json_lines(usable)
-        if usable and not frame.height:
-            raise _not_json_lines(path, usable, line_rejects) from None
+        pairs = list(usable.iter_rows())
+        frame, line_rejects = _parse_json_lines(pairs)
+        if pairs and not frame.height:
+            raise _not_json_lines(path, pairs, line_rejects) from None
         rejected += line_rejects
     header = [c for c in frame.columns if c != "_line"]
     missing = [x.source for x in fmt.fields if x.source not in header]
@@ -571,7 +579,7 @@ def read_jsonl(path: Path, fmt: FileFormat) -> ReadResult:
     frame, dropped = _screen(frame, [x.source for x in fmt.fields if x.source not in missing])
     rejected += [Rejected(n, reason, redact(lines[n - 1])) for n, reason in dropped]
     rejected.sort(key=lambda r: r.line)
-    return ReadResult(frame, rejected, len(numbered), missing, extra)
+    return ReadResult(frame, rejected, numbered.height, missing, extra)
 
 
 def read_file(path: Path, fmt: FileFormat) -> ReadResult:

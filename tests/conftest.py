@@ -130,3 +130,14 @@ class Graph:
 @pytest.fixture
 def graph() -> Graph:
     return Graph()
+
+
+def unsplit_staging(con: duckdb.DuckDBPyConnection, record_type: str) -> None:
+    """Put one type's staging back as warehouses kept it before the split: every delivery in the
+    table ``staging.<type>``, the latest rows copied in ``_latest``, ``_current`` a view of those."""
+    rt = record_type
+    con.execute(f"""
+        DROP VIEW staging.{rt}; DROP VIEW staging.{rt}_current;
+        CREATE TABLE staging.{rt} AS SELECT * FROM staging.{rt}_latest UNION ALL SELECT * FROM staging.{rt}_superseded;
+        DROP TABLE staging.{rt}_superseded;
+        CREATE VIEW staging.{rt}_current AS SELECT * FROM staging.{rt}_latest""")

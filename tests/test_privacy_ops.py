@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from pipelines.cli import app
 from privacy import keys
 from privacy.crypto import decrypt_value
-from tests.conftest import run_pipeline
+from tests.conftest import run_pipeline, unsplit_staging
 
 runner = CliRunner()
 ZHANG = "+8613900139001"  # persona P01 of the sample set
@@ -96,12 +96,7 @@ def test_erase_removes_everywhere_and_redelivery_stays_out(built):
 def test_erase_reaches_a_warehouse_still_keeping_every_delivery_in_one_table(built):
     """Staging as it was before it kept the latest rows and the replaced ones apart."""
     con = duckdb.connect(str(built / "warehouse.duckdb"))
-    con.execute("""
-        DROP VIEW staging.members; DROP VIEW staging.members_current;
-        CREATE TABLE staging.members AS SELECT * FROM staging.members_latest UNION ALL
-            SELECT * FROM staging.members_superseded;
-        DROP TABLE staging.members_superseded;
-        CREATE VIEW staging.members_current AS SELECT * FROM staging.members_latest""")
+    unsplit_staging(con, "members")
     assert con.execute("SELECT count(*) FROM staging.members WHERE record_id = 'VIP0010001'").fetchall() == [(2,)]
     con.close()
     out = runner.invoke(app, ["erase", "--phone", "+86 139 0013 9001"])

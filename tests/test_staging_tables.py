@@ -6,7 +6,7 @@ import duckdb
 
 from assets.landing.formats import BY_TYPE
 from assets.landing.load import ingest_new_files
-from tests.conftest import NOW
+from tests.conftest import NOW, unsplit_staging
 
 TICKETS = "ticket_id,phone,contact_channel,category,topic,severity,created_at,resolved_at,status\n"
 
@@ -53,12 +53,7 @@ def test_a_warehouse_keeping_every_delivery_in_one_table_is_split_without_losing
         con = duckdb.connect()
         ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run-1", NOW)
         everything = _rows(con, "tickets")
-        con.execute("""
-            DROP VIEW staging.tickets; DROP VIEW staging.tickets_current;
-            CREATE TABLE staging.tickets AS SELECT * FROM staging.tickets_latest UNION ALL
-                SELECT * FROM staging.tickets_superseded;
-            DROP TABLE staging.tickets_superseded;
-            CREATE VIEW staging.tickets_current AS SELECT * FROM staging.tickets_latest""")
+        unsplit_staging(con, "tickets")
         if not with_latest:
             con.execute("DROP VIEW staging.tickets_current; DROP TABLE staging.tickets_latest; CREATE VIEW "
                         "staging.tickets_current AS SELECT * FROM staging.tickets QUALIFY row_number() OVER "

@@ -69,7 +69,7 @@ def test_a_worker_that_died_costs_its_file_nothing(tmp_path, keyring):
     path = next(SAMPLE_LANDING.glob(fmt.glob))
     dead = Future()
     dead.set_exception(BrokenProcessPool("a child process terminated abruptly"))
-    with prepare.Preparer([(fmt, path)], set(), keyring, 0) as preparer:
+    with prepare.Preparer([(fmt, path)], {}, keyring, 0) as preparer:
         recovered = preparer._result(dead, path, fmt)
     assert recovered.good.height == prepare.prepare_file(path, fmt, keyring).good.height > 0
     assert not recovered.in_worker

@@ -314,7 +314,7 @@ def ingest_new_files(con: duckdb.DuckDBPyConnection, landing: Path, fmt: FileFor
 
 def ingest_types(con: duckdb.DuckDBPyConnection, landing: Path, formats: Sequence[FileFormat], keyring: Keyring,
                  run_id: str, now: datetime) -> dict[str, list[FileReport]]:
-    """Ingest every new file of the given types, type by type, oldest name first within a type.
+    """Ingest every new file of the given types, oldest name first within a type.
 
     Each file is one transaction, in which its rows replace the current rows of their
     record ids (:func:`merge_delivery`). Files the ledger's quick check does not already know
@@ -325,9 +325,10 @@ def ingest_types(con: duckdb.DuckDBPyConnection, landing: Path, formats: Sequenc
     for fmt in formats:
         ensure_schema(con, fmt)
         files += [(fmt, path) for path in sorted(landing.glob(fmt.glob))]
-    new = {path for fmt, path in files if not _unchanged_since_ledger(con, path, path.stat(), fmt)}
+    stats = {path: path.stat() for _, path in files}
+    new = {path: stats[path].st_size for fmt, path in files if not _unchanged_since_ledger(con, path, stats[path], fmt)}
     reports: dict[str, list[FileReport]] = {fmt.record_type: [] for fmt in formats}
-    with Preparer(files, new, keyring, worker_count(sum(path.stat().st_size for path in new))) as preparer:
+    with Preparer(files, new, keyring, worker_count(sum(new.values()))) as preparer:
         asked = time.perf_counter()
         for fmt, path, prepared in preparer:
             waited = time.perf_counter() - asked  # for a worker to finish one of the next files

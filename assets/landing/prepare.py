@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -92,12 +92,13 @@ class Preparer:
     ones); across types, whichever type's next file is ready first comes first, so the
     writer rarely waits. Workers start on the largest files first, and at most
     ``workers`` prepared files wait in memory at a time, which keeps the peak near the
-    in-process one. Files not in ``new`` (the ledger already knows them) and every file
+    in-process one. Files not in ``new`` (new files and their sizes in bytes; the others the
+    ledger already knows) and every file
     when ``workers`` is 0 are prepared in-process, only if the writer asks. A worker that
     dies (the operating system killed it) does not lose its file: it is prepared in-process.
     """
 
-    def __init__(self, files: Sequence[tuple[FileFormat, Path]], new: Collection[Path], keyring: Keyring,
+    def __init__(self, files: Sequence[tuple[FileFormat, Path]], new: Mapping[Path, int], keyring: Keyring,
                  workers: int) -> None:
         self.keyring = keyring
         self.queues: dict[str, deque[tuple[FileFormat, Path]]] = {}
@@ -151,7 +152,7 @@ class Preparer:
         self.close()
 
 
-def _largest_first(files: Sequence[tuple[FileFormat, Path]], new: Collection[Path]) -> list[tuple[FileFormat, Path]]:
+def _largest_first(files: Sequence[tuple[FileFormat, Path]], new: Mapping[Path, int]) -> list[tuple[FileFormat, Path]]:
     """The new files in the order workers should take them: always the largest next file of any type."""
     queues: dict[str, deque[tuple[FileFormat, Path]]] = {}
     for fmt, path in files:
@@ -159,7 +160,7 @@ def _largest_first(files: Sequence[tuple[FileFormat, Path]], new: Collection[Pat
             queues.setdefault(fmt.record_type, deque()).append((fmt, path))
     order = []
     while queues:
-        record_type = max(queues, key=lambda rt: queues[rt][0][1].stat().st_size)
+        record_type = max(queues, key=lambda rt: new[queues[rt][0][1]])
         order.append(queues[record_type].popleft())
         if not queues[record_type]:
             del queues[record_type]

@@ -44,9 +44,13 @@ def _metadata(reports, seconds: float, con, fmt: FileFormat) -> dict:
     }
 
 
+def _key(fmt: FileFormat) -> dg.AssetKey:
+    return dg.AssetKey(["staging", fmt.record_type])
+
+
 def _spec(fmt: FileFormat) -> dg.AssetSpec:
     return dg.AssetSpec(
-        ["staging", fmt.record_type],
+        _key(fmt),
         group_name="staging",
         description=f"{fmt.description}: new `{fmt.glob}` files, standardised, PII tokenised and encrypted. "
                     f"View `staging.{fmt.record_type}_current` (table `_latest`: the latest delivery of each record) "
@@ -63,15 +67,15 @@ def _spec(fmt: FileFormat) -> dg.AssetSpec:
     specs=[_spec(fmt) for fmt in FORMATS],
     can_subset=True,
     pool="duckdb",
-    description="Every new landing file of the selected types, loaded in one step: the files are read and "
-                "staged in worker processes on every core while this step writes them to DuckDB one by one.",
+    description="Every new landing file of the selected types, loaded in one step: a large delivery is read and "
+                "staged in worker processes on every core while this step writes it to DuckDB file by file.",
 )
 def staging(context: dg.AssetExecutionContext, scv: ScvResource):
     """One step for all file types, so that preparing one type's files overlaps writing another's.
 
     Each type is still its own asset (own metadata, checks and lineage); a run may select any of them.
     """
-    selected = [fmt for fmt in FORMATS if dg.AssetKey(["staging", fmt.record_type]) in context.selected_asset_keys]
+    selected = [fmt for fmt in FORMATS if _key(fmt) in context.selected_asset_keys]
     keyring = scv.keyring()
     con = scv.connect(context.run_id)
     try:
@@ -88,11 +92,10 @@ def staging(context: dg.AssetExecutionContext, scv: ScvResource):
                     context.log.warning(f"{rep.file_name}: schema drift, extra {rep.extra_columns}, "
                                         f"missing {rep.missing_columns}")
             context.log.info(f"{fmt.record_type}: {dict(Counter(r.status for r in reports))}")
-            seconds = sum(sum(r.seconds.get(k, 0.0) for k in ("wait", "write")) for r in reports)
-            yield dg.MaterializeResult(asset_key=dg.AssetKey(["staging", fmt.record_type]),
-                                       metadata=_metadata(reports, seconds, con, fmt))
+            seconds = sum(r.writer_seconds for r in reports)
+            yield dg.MaterializeResult(asset_key=_key(fmt), metadata=_metadata(reports, seconds, con, fmt))
     finally:
         con.close()
 
 
-STAGING_KEYS = [dg.AssetKey(["staging", fmt.record_type]) for fmt in FORMATS]
+STAGING_KEYS = [_key(fmt) for fmt in FORMATS]

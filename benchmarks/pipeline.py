@@ -203,7 +203,7 @@ def run_pass(home: Path, keyring: Keyring, run_id: str, now: datetime | None = N
         reports = by_type[fmt.record_type]
         item = IngestType(fmt.record_type, len(reports), sum(r.delivered for r in reports),
                           sum(r.loaded for r in reports), sum(r.quarantined for r in reports),
-                          sum(r.seconds.get("wait", 0.0) + r.seconds.get("write", 0.0) for r in reports),
+                          sum(r.writer_seconds for r in reports),
                           sum(r.prepared_in_worker for r in reports))
         item.parts = {k: sum(r.seconds.get(k, 0.0) for r in reports) for k in ("read", "stage", "wait", "write")}
         result.ingest.append(item)

@@ -75,6 +75,11 @@ class FileReport:
     seconds: dict[str, float] = field(default_factory=dict)  # read, stage (where prepared), wait, write
     prepared_in_worker: bool = False
 
+    @property
+    def writer_seconds(self) -> float:
+        """What the file cost the writer: waiting for it to be prepared (or preparing it), then writing it."""
+        return self.seconds.get("wait", 0.0) + self.seconds.get("write", 0.0)
+
 
 def batch_label(path: Path, fmt: FileFormat) -> str:
     prefix = fmt.pattern.split("*")[0]

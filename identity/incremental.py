@@ -16,7 +16,8 @@ new graph, resolving ``A`` alone gives, for ``A``, exactly what a full run gives
 every record outside ``A`` keeps its previous result. ``A`` is built as:
 
 * the changed records: current rows whose (record_id, version) the last run did not
-  see (new records and new deliveries of old ones);
+  see (new records and new deliveries of old ones). Versions grow, so these are the
+  rows above the highest version the last run saw;
 * every record of the old regions that hold a record no longer current (re-delivered,
   erased, withdrawn), or that link through an identifier a changed or gone record carries.
 
@@ -134,17 +135,13 @@ def plan(con: duckdb.DuckDBPyConnection, sources: list, cfg: IdentityConfig, ide
         CREATE OR REPLACE TEMP TABLE inc_gone (rk BIGINT);
         CREATE OR REPLACE TEMP TABLE inc_iids (iid BIGINT);""")
     con.execute(f"INSERT INTO inc_gone SELECT rk FROM identity.records WHERE record_type NOT IN ({types})")
+    seen = {rt: (n, top) for rt, n, top in con.execute(
+        "SELECT record_type, count(*), max(version) FROM identity.records GROUP BY record_type").fetchall()}
+    newer = {}  # per source, the filter that selects its changed rows
     for s in sources:
-        rt, version = s.record_type, s.version_column
-        con.execute(f"""
-            INSERT INTO inc_changed
-            SELECT '{rt}', record_id FROM (SELECT record_id, {version}::BIGINT AS version FROM {s.relation})
-            ANTI JOIN (SELECT record_id, version FROM identity.records WHERE record_type = '{rt}')
-            USING (record_id, version)""")
-        con.execute(f"""
-            INSERT INTO inc_gone
-            SELECT rk FROM (SELECT rk, record_id, version FROM identity.records WHERE record_type = '{rt}')
-            ANTI JOIN (SELECT record_id, {version}::BIGINT AS version FROM {s.relation}) USING (record_id, version)""")
+        n_before, top = seen.get(s.record_type, (0, None))
+        newer[s.record_type] = f"WHERE {s.version_column} > {top}" if top is not None else ""
+        _changed_and_gone(con, s, newer[s.record_type], n_before)
     changed = con.execute("SELECT count(*) FROM inc_changed").fetchall()[0][0]
     gone = con.execute("SELECT count(*) FROM inc_gone").fetchall()[0][0]
     before_count, rk_base = con.execute("SELECT count(*), coalesce(max(rk), 0) FROM identity.records").fetchall()[0]
@@ -157,8 +154,7 @@ def plan(con: duckdb.DuckDBPyConnection, sources: list, cfg: IdentityConfig, ide
     for s in sources:
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE inc_src AS
-            SELECT 0::BIGINT AS rk, * FROM {s.relation}
-            SEMI JOIN (SELECT record_id FROM inc_changed WHERE record_type = '{s.record_type}') USING (record_id)""")
+            SELECT 0::BIGINT AS rk, * FROM {s.relation} {newer[s.record_type]}""")
         parts = identifier_parts(s, "inc_src", cfg)
         if parts:
             con.execute(f"INSERT INTO inc_iids SELECT DISTINCT {identifier_hash} FROM ({' UNION ALL '.join(parts)})")
@@ -246,3 +242,30 @@ def merge(con: duckdb.DuckDBPyConnection, queries: dict[str, str], run_id: str) 
             FROM identity.record_identifiers i JOIN identity.identifier_tokens t USING (iid)
             WHERE t.kind = 'phone' AND NOT i.links GROUP BY t.kind, t.value;
         DROP TABLE inc_old_iid;""")
+
+
+def _changed_and_gone(con: duckdb.DuckDBPyConnection, s, newer: str, n_before: int) -> None:
+    """Add one source's changed records to ``inc_changed`` and its gone records to ``inc_gone``.
+
+    Versions grow (a delivery's ``delivery_seq`` exceeds every earlier one), so the changed
+    records are the current rows above the highest version the last run saw (``newer``): a
+    filter that skips all but the newest row groups, instead of a join of every current row
+    against every record. Of the last run's records, those a changed record replaced are gone;
+    any other (erased, withdrawn) shows in the counts: the current rows are the last run's
+    still current plus the changed, so ``gone = before - current + changed``. Only when that
+    exceeds the replaced (an erasure) are the two sides compared row by row.
+    """
+    rt, version = s.record_type, s.version_column
+    con.execute(f"INSERT INTO inc_changed SELECT '{rt}', record_id FROM {s.relation} {newer}")
+    replaced = con.execute(f"""
+        INSERT INTO inc_gone
+        SELECT rk FROM identity.records r SEMI JOIN (SELECT record_id FROM inc_changed WHERE record_type = '{rt}')
+            USING (record_id) WHERE r.record_type = '{rt}'""").fetchall()[0][0]
+    changed, current = con.execute(f"""SELECT (SELECT count(*) FROM inc_changed WHERE record_type = '{rt}'),
+                                              (SELECT count(*) FROM {s.relation})""").fetchall()[0]
+    if n_before - current + changed > replaced:
+        con.execute(f"""
+            INSERT INTO inc_gone
+            SELECT rk FROM (SELECT rk, record_id, version FROM identity.records WHERE record_type = '{rt}')
+            ANTI JOIN (SELECT record_id, {version}::BIGINT AS version FROM {s.relation}) USING (record_id, version)
+            ANTI JOIN (SELECT record_id FROM inc_changed WHERE record_type = '{rt}') USING (record_id)""")

@@ -135,16 +135,16 @@ def plan(con: duckdb.DuckDBPyConnection, sources: list, cfg: IdentityConfig, ide
         CREATE OR REPLACE TEMP TABLE inc_gone (rk BIGINT);
         CREATE OR REPLACE TEMP TABLE inc_iids (iid BIGINT);""")
     con.execute(f"INSERT INTO inc_gone SELECT rk FROM identity.records WHERE record_type NOT IN ({types})")
-    seen = {rt: (n, top) for rt, n, top in con.execute(
-        "SELECT record_type, count(*), max(version) FROM identity.records GROUP BY record_type").fetchall()}
+    seen = {rt: (n, top, rk) for rt, n, top, rk in con.execute(
+        "SELECT record_type, count(*), max(version), max(rk) FROM identity.records GROUP BY record_type").fetchall()}
     newer = {}  # per source, the filter that selects its changed rows
     for s in sources:
-        n_before, top = seen.get(s.record_type, (0, None))
+        n_before, top, _ = seen.get(s.record_type, (0, None, None))
         newer[s.record_type] = f"WHERE {s.version_column} > {top}" if top is not None else ""
         _changed_and_gone(con, s, newer[s.record_type], n_before)
     changed = con.execute("SELECT count(*) FROM inc_changed").fetchall()[0][0]
     gone = con.execute("SELECT count(*) FROM inc_gone").fetchall()[0][0]
-    before_count, rk_base = con.execute("SELECT count(*), coalesce(max(rk), 0) FROM identity.records").fetchall()[0]
+    before_count, rk_base = sum(n for n, _, _ in seen.values()), max((rk for _, _, rk in seen.values()), default=0)
     if changed == 0 and gone == 0:
         return Plan(sources, rk_base, 0, 0, 0)
     total = before_count - gone + changed  # the current records: the last run's still current, plus the changed
@@ -256,13 +256,13 @@ def _changed_and_gone(con: duckdb.DuckDBPyConnection, s, newer: str, n_before: i
     exceeds the replaced (an erasure) are the two sides compared row by row.
     """
     rt, version = s.record_type, s.version_column
-    con.execute(f"INSERT INTO inc_changed SELECT '{rt}', record_id FROM {s.relation} {newer}")
+    changed = con.execute(f"INSERT INTO inc_changed SELECT '{rt}', record_id FROM {s.relation} {newer}"
+                          ).fetchall()[0][0]
     replaced = con.execute(f"""
         INSERT INTO inc_gone
         SELECT rk FROM identity.records r SEMI JOIN (SELECT record_id FROM inc_changed WHERE record_type = '{rt}')
             USING (record_id) WHERE r.record_type = '{rt}'""").fetchall()[0][0]
-    changed, current = con.execute(f"""SELECT (SELECT count(*) FROM inc_changed WHERE record_type = '{rt}'),
-                                              (SELECT count(*) FROM {s.relation})""").fetchall()[0]
+    current = con.execute(f"SELECT count(*) FROM {s.relation}").fetchall()[0][0]
     if n_before - current + changed > replaced:
         con.execute(f"""
             INSERT INTO inc_gone

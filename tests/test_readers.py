@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
@@ -68,6 +70,29 @@ def test_bad_json_lines_are_quarantined_and_the_rest_loads(tmp_path):
     assert result.frame["openid"].to_list() == ["o1", "o3"]
     assert [r.line for r in result.rejected] == [2, 4]
     assert result.delivered == 4
+
+
+def test_json_values_read_as_written_whichever_parser_reads_the_file(tmp_path):
+    """The whole-file parse and the per-line fallback (forced by one bad line) give the same text."""
+    fmt = BY_TYPE["followers"]
+    rows = [{"openid": f"o{i}", "subscribe": 1, "sex": 2} for i in range(3000)]
+    rows[1] |= {"subscribe": True, "sex": 1.5, "tagid_list": [2, 101], "remark": {"a": 1}, "nickname": None}
+    rows[2999] |= {"city": "上海", "late_key": 1}  # keys first seen on the last line still count
+    lines = [json.dumps(r, ensure_ascii=False) for r in rows]
+    body = "\n".join(lines[:2] + ["  "] + lines[2:]) + "\n"  # line 3 is blank: rows keep their line numbers
+    (tmp_path / "followers-a.jsonl").write_text(body)
+    (tmp_path / "followers-b.jsonl").write_text(body + "{broken\n")
+    whole, by_line = (read_file(tmp_path / f"followers-{x}.jsonl", fmt) for x in "ab")
+    assert [r.line for r in by_line.rejected] == [3002] and not whole.rejected
+    assert whole.frame.equals(by_line.frame)
+    assert whole.frame.row(1, named=True) | {"_line": 0} == {
+        "openid": "o1", "unionid": None, "nickname": None, "sex": "1.5", "language": None, "city": None,
+        "province": None, "country": None, "subscribe": "true", "subscribe_time": None, "remark": '{"a": 1}',
+        "tagid_list": "[2, 101]", "_line": 0}
+    assert whole.frame["sex"][0] == "2" and whole.frame["city"][2999] == "上海"
+    assert whole.frame["_line"][:4].to_list() == [1, 2, 4, 5] and whole.frame["_line"][-1] == 3001
+    assert whole.extra_columns == by_line.extra_columns == ["late_key"]
+    assert "unionid" in whole.missing_columns and "city" not in whole.missing_columns
 
 
 def test_columns_in_another_order_extra_and_missing_columns(tmp_path):

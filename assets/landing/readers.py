@@ -10,8 +10,9 @@ CSV: rows without quotes are split by Polars expressions. Files with quoted
 fields (which may span lines) are read as the standard library's ``csv`` module
 reads them: a vectorised, quote-aware screen passes the lines that are one whole
 row each to Polars' CSV parser, and ``csv`` reads only the other lines. JSONL:
-Polars parses the whole file; on any parse failure each line is parsed alone
-with :mod:`json`.
+DuckDB lists the keys, Polars parses the whole file with the format's fields as
+text (numbers as written, objects and arrays as JSON text); on any parse failure
+each line is parsed alone with :mod:`json`, which gives the same values.
 
 What malformed input becomes (``tests/test_malformed.py`` runs a corpus of all of it):
 
@@ -89,6 +90,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from assets.landing.formats import FORMATS, FileFormat
@@ -479,17 +481,41 @@ def _read_all_csv(lines: list[str], first: int, bad: dict[int, str],
         yield n, row, reason
 
 
-def _stringify(frame: pl.DataFrame) -> pl.DataFrame:
-    out = []
-    for name, dtype in frame.schema.items():
-        col = pl.col(name)
-        if isinstance(dtype, pl.List | pl.Struct | pl.Array):
-            out.append(pl.lit(None, pl.String).alias(name))  # lists are only in dropped fields
-        elif dtype == pl.String:
-            out.append(col)
-        else:
-            out.append(col.cast(pl.String).alias(name))
-    return frame.select(out)
+def _parse_json_whole(data: bytes | None, usable: pl.DataFrame, schema: dict) -> pl.DataFrame:
+    """The usable lines parsed by Polars in one pass, numbered; raises if any of them is not a JSON object.
+
+    The file's own bytes are parsed when they hold exactly the usable lines: nothing was
+    set aside and no CR ends a line (Polars skips blank lines itself). The rows then
+    match the usable lines one for one exactly when their numbers agree; otherwise, or
+    on an error, the usable lines are joined and parsed.
+    """
+    if data is not None:
+        try:
+            frame = pl.read_ndjson(io.BytesIO(data.removeprefix(codecs.BOM_UTF8)), schema=schema)
+            if frame.height == usable.height:
+                return frame.with_columns(usable["n"].alias("_line"))
+        except Exception:  # noqa: BLE001 - e.g. a line of Unicode spaces: the joined lines decide
+            pass
+    joined = usable["ln"].str.join("\n").item() if usable.height else ""
+    frame = pl.read_ndjson(io.BytesIO(joined.encode()), schema=schema)
+    if frame.height != usable.height:
+        raise ValueError("row count mismatch")
+    return frame.with_columns(usable["n"].alias("_line"))
+
+
+def _json_keys(usable: pl.DataFrame) -> list[str]:
+    """Every key of the file's objects, in order of first appearance (the file's "header").
+
+    DuckDB lists them in one parallel pass, so that Polars can then parse the file with
+    the format's fields declared as text instead of inferring every key's type from
+    every line (inference was over half of the read). Raises on a line that is not JSON.
+    """
+    with duckdb.connect() as con:
+        con.register("lines", usable)
+        return [k for (k,) in con.execute("""
+            SELECT key FROM (SELECT n, unnest(keys) AS key, unnest(range(len(keys))) AS pos
+                             FROM (SELECT n, json_keys(ln) AS keys FROM lines))
+            GROUP BY key ORDER BY min({'n': n, 'pos': pos})""").fetchall()]
 
 
 def _json_text(value) -> str | None:
@@ -550,7 +576,8 @@ def _not_json_lines(path: Path, usable: list[tuple[int, str]], rejected: list[Re
 
 
 def read_jsonl(path: Path, fmt: FileFormat) -> ReadResult:
-    lines, bad = _decode(path, path.read_bytes(), fmt.encoding)
+    data = path.read_bytes()
+    lines, bad = _decode(path, data, fmt.encoding)
     # the lines as a column: numbering, blank lines and undecodable ones without a Python loop per line
     numbered = (pl.DataFrame({"ln": lines}, schema={"ln": pl.String})
                 .with_row_index("n", offset=1).with_columns(pl.col("n").cast(pl.Int64))
@@ -559,18 +586,16 @@ def read_jsonl(path: Path, fmt: FileFormat) -> ReadResult:
     rejected = [Rejected(n, bad[n], redact(ln)) for n, ln in numbered.filter(flagged).iter_rows()]
     usable = numbered.filter(~flagged)
     try:
-        joined = usable["ln"].str.join("\n").item() if usable.height else ""
-        frame = pl.read_ndjson(io.BytesIO(joined.encode()), infer_schema_length=None)
-        if frame.height != usable.height:
-            raise ValueError("row count mismatch")
-        frame = _stringify(frame).with_columns(usable["n"].alias("_line"))
+        header = _json_keys(usable)
+        frame = _parse_json_whole(data if not bad and b"\r" not in data else None, usable,
+                                  {x.source: pl.String for x in fmt.fields if x.source in header})
     except Exception:  # noqa: BLE001 - any parse failure: fall back to exact per-line parsing
         pairs = list(usable.iter_rows())
         frame, line_rejects = _parse_json_lines(pairs)
         if pairs and not frame.height:
             raise _not_json_lines(path, pairs, line_rejects) from None
         rejected += line_rejects
-    header = [c for c in frame.columns if c != "_line"]
+        header = [c for c in frame.columns if c != "_line"]
     missing = [x.source for x in fmt.fields if x.source not in header]
     extra = [c for c in header if c not in {x.source for x in fmt.fields}]
     if fmt.id_field.source in missing and frame.height:

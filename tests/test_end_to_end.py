@@ -198,6 +198,26 @@ def test_no_plaintext_personal_data_at_rest(built_once):
     assert leaks == []
 
 
+def test_ciphertext_is_stored_uncompressed_and_the_rest_compressed(built_once):
+    """Random bytes do not compress: ciphertext columns skip DuckDB's compression, other columns keep it."""
+    home, _ = built_once
+    con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    tables = [f"{s}.{t}" for s, t in con.execute(
+        "SELECT DISTINCT table_schema, table_name FROM information_schema.columns "
+        "WHERE column_name LIKE '%\\_enc' ESCAPE '\\' OR column_name = 'ciphertext'").fetchall()
+        if (s, t) in set(con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall())]
+    assert {"staging.members_latest", "mart.customer_profile", "mart.golden_attributes"} <= set(tables)
+    methods: dict[bool, set[str]] = {True: set(), False: set()}
+    for table in tables:
+        for column, compression in con.execute(
+                f"SELECT column_name, compression FROM pragma_storage_info('{table}') "
+                "WHERE segment_type = 'VARCHAR'").fetchall():
+            methods[column.endswith("_enc") or column == "ciphertext"].add(compression)
+    con.close()
+    assert methods[True] == {"Uncompressed"}
+    assert methods[False] - {"Uncompressed"}  # e.g. dictionary/FSST on masked phones and tokens
+
+
 def test_failed_run_leaves_the_published_warehouse_readable(built, monkeypatch):
     home, instance = built
     before = _snapshot(home)

@@ -42,6 +42,7 @@ from assets.landing.formats import FileFormat
 from assets.landing.prepare import Prepared, Preparer, prepare_file, worker_count
 from assets.landing.readers import UnreadableFile, redact
 from assets.landing.stage import staging_schema
+from assets.storage import column_definitions
 from privacy.keys import KeyProblem, Keyring, WrongKey
 from privacy.suppression import split_suppressed
 
@@ -113,14 +114,15 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, fmt: FileFormat | None = None)
     identity and marts read (through the view ``staging.<type>_current``); the older
     versions a later delivery replaced move to ``staging.<type>_superseded``. The view
     ``staging.<type>`` shows all deliveries. Each row is thus stored once: the common
-    first delivery of a record is written once, not once for history and once for now.
+    first delivery of a record is written once, not once for history and once for now. Ciphertext columns are stored
+    uncompressed (:mod:`assets.storage`).
     """
     con.execute(DDL)
     if fmt is None:
         return
     rt = fmt.record_type
     _split_history_table(con, rt)
-    cols = ", ".join(f'"{c}" {_duck_type(t)}' for c, t in staging_schema(fmt).items())
+    cols = column_definitions((c, _duck_type(t)) for c, t in staging_schema(fmt).items())
     for table in (f"{rt}_latest", f"{rt}_superseded"):
         con.execute(f"""CREATE TABLE IF NOT EXISTS staging.{table} (
             {cols}, source_file VARCHAR, batch VARCHAR, batch_date DATE, delivery_seq BIGINT,

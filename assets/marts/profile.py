@@ -44,6 +44,7 @@ import duckdb
 from assets.marts import facts
 from assets.marts.facts import CSAT_DIMENSIONS
 from assets.marts.sources import event, local_date, src
+from assets.storage import create_table_as
 
 # Survivorship: the source trusted most for each golden attribute, first wins;
 # ties go to the most recent record, then to the most frequent value.
@@ -173,7 +174,7 @@ def build_golden(con: duckdb.DuckDBPyConnection, present: set[str], incremental:
         con.execute(f"INSERT INTO mart.golden_attributes BY NAME {chosen}")
         con.execute("DROP TABLE golden_rc")
     else:
-        con.execute(f"CREATE OR REPLACE TABLE mart.golden_attributes AS {chosen}")
+        create_table_as(con, "mart.golden_attributes", chosen)
     con.execute("DROP TABLE golden_candidates")
 
 
@@ -344,9 +345,9 @@ def _assemble(con: duckdb.DuckDBPyConnection, edit: bool) -> None:
                a.* EXCLUDE (customer_id)
         FROM {analytics} a LEFT JOIN ({pivot}) g USING (customer_id)"""
     if not edit:
-        con.execute(f"CREATE OR REPLACE TABLE mart.customer_profile AS "
-                    f"{profile.format(analytics='customer_analytics', pivot=GOLDEN_PIVOT.format(where=''))} "
-                    "ORDER BY customer_id")
+        create_table_as(con, "mart.customer_profile",
+                        f"{profile.format(analytics='customer_analytics', pivot=GOLDEN_PIVOT.format(where=''))} "
+                        "ORDER BY customer_id")
         con.execute("DROP TABLE customer_analytics")
         return
     refresh = "customer_id IN (SELECT customer_id FROM facts_refresh)"

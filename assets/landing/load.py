@@ -114,8 +114,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, fmt: FileFormat | None = None)
     identity and marts read (through the view ``staging.<type>_current``); the older
     versions a later delivery replaced move to ``staging.<type>_superseded``. The view
     ``staging.<type>`` shows all deliveries. Each row is thus stored once: the common
-    first delivery of a record is written once, not once for history and once for now. Ciphertext columns are stored
-    uncompressed (:mod:`assets.storage`).
+    first delivery of a record is written once, not once for history and once for now.
+    Ciphertext columns are stored uncompressed (:mod:`assets.storage`).
     """
     con.execute(DDL)
     if fmt is None:

@@ -484,8 +484,9 @@ def _read_all_csv(lines: list[str], first: int, bad: dict[int, str],
 def _parse_json_whole(data: bytes | None, usable: pl.DataFrame, schema: dict) -> pl.DataFrame:
     """The usable lines parsed by Polars in one pass, numbered; raises if any of them is not a JSON object.
 
-    The file's own bytes are parsed when they hold exactly the usable lines: nothing was
-    set aside and no CR ends a line (Polars skips blank lines itself). The rows then
+    The file's own bytes are parsed when they hold exactly the usable lines: a UTF-8 file
+    (what Polars reads) with nothing set aside and no CR ending a line (Polars skips blank
+    lines itself). The rows then
     match the usable lines one for one exactly when their numbers agree; otherwise, or
     on an error, the usable lines are joined and parsed.
     """
@@ -587,7 +588,8 @@ def read_jsonl(path: Path, fmt: FileFormat) -> ReadResult:
     usable = numbered.filter(~flagged)
     try:
         header = _json_keys(usable)
-        frame = _parse_json_whole(data if not bad and b"\r" not in data else None, usable,
+        as_is = not bad and b"\r" not in data and codecs.lookup(fmt.encoding).name in {"utf-8", "utf-8-sig"}
+        frame = _parse_json_whole(data if as_is else None, usable,
                                   {x.source: pl.String for x in fmt.fields if x.source in header})
     except Exception:  # noqa: BLE001 - any parse failure: fall back to exact per-line parsing
         pairs = list(usable.iter_rows())

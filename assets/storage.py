@@ -26,11 +26,8 @@ def column_definitions(columns: Iterable[tuple[str, str]]) -> str:
                      for name, sql_type in columns)
 
 
-def create_table_as(con: duckdb.DuckDBPyConnection, table: str, select: str, params=None) -> None:
+def create_table_as(con: duckdb.DuckDBPyConnection, table: str, select: str) -> None:
     """``CREATE OR REPLACE TABLE table AS select``, storing the ciphertext columns uncompressed."""
-    columns = [(row[0], row[1]) for row in con.execute(f"DESCRIBE {select}", params).fetchall()]
-    if not any(stored_uncompressed(name) for name, _ in columns):
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS {select}", params)
-        return
+    columns = [(row[0], row[1]) for row in con.execute(f"DESCRIBE {select}").fetchall()]
     con.execute(f"CREATE OR REPLACE TABLE {table} ({column_definitions(columns)})")
-    con.execute(f"INSERT INTO {table} {select}", params)
+    con.execute(f"INSERT INTO {table} {select}")

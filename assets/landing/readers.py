@@ -221,6 +221,10 @@ def _decode_by_line(data: bytes, encoding: str, is_utf8: bool) -> tuple[list[str
     return lines, bad
 
 
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name in {"utf-8", "utf-8-sig"}
+
+
 def _decode(path: Path, data: bytes, encoding: str) -> tuple[list[str], dict[int, str]]:
     """The file's lines (split on LF, CRLF or CR) and, by 1-based line number, the lines that are unusable.
 
@@ -229,7 +233,7 @@ def _decode(path: Path, data: bytes, encoding: str) -> tuple[list[str], dict[int
     """
     if not data.strip():
         raise UnreadableFile(f"{path.name}: file is empty")
-    is_utf8 = codecs.lookup(encoding).name in {"utf-8", "utf-8-sig"}
+    is_utf8 = _is_utf8(encoding)
     lines, bad = _decode_whole(data, encoding, is_utf8) or _decode_by_line(data, encoding, is_utf8)
     if not bad:
         return lines, bad
@@ -486,9 +490,8 @@ def _parse_json_whole(data: bytes | None, usable: pl.DataFrame, schema: dict) ->
 
     The file's own bytes are parsed when they hold exactly the usable lines: a UTF-8 file
     (what Polars reads) with nothing set aside and no CR ending a line (Polars skips blank
-    lines itself). The rows then
-    match the usable lines one for one exactly when their numbers agree; otherwise, or
-    on an error, the usable lines are joined and parsed.
+    lines itself). The rows then match the usable lines one for one exactly when their
+    numbers agree; otherwise, or on an error, the usable lines are joined and parsed.
     """
     if data is not None:
         try:
@@ -588,7 +591,7 @@ def read_jsonl(path: Path, fmt: FileFormat) -> ReadResult:
     usable = numbered.filter(~flagged)
     try:
         header = _json_keys(usable)
-        as_is = not bad and b"\r" not in data and codecs.lookup(fmt.encoding).name in {"utf-8", "utf-8-sig"}
+        as_is = not bad and b"\r" not in data and _is_utf8(fmt.encoding)
         frame = _parse_json_whole(data if as_is else None, usable,
                                   {x.source: pl.String for x in fmt.fields if x.source in header})
     except Exception:  # noqa: BLE001 - any parse failure: fall back to exact per-line parsing

@@ -189,8 +189,8 @@ def tokens_agree(con: duckdb.DuckDBPyConnection) -> bool:
     incremental run must also check them against the numbers it merges into.
     """
     clashes = con.execute("""
-        SELECT count(*) FROM (SELECT DISTINCT iid, kind, value FROM id_identifiers) n
-        JOIN identity.identifier_tokens t USING (iid) WHERE t.kind <> n.kind OR t.value <> n.value""").fetchall()
+        SELECT count(*) FROM id_tokens n JOIN identity.identifier_tokens t USING (iid)
+        WHERE t.kind <> n.kind OR t.value <> n.value""").fetchall()
     return clashes[0][0] == 0
 
 

@@ -360,6 +360,22 @@ def test_number_identifiers_reports_a_collision(graph, monkeypatch):
     assert graph_module.number_identifiers(graph.con) is True  # exact numbers now
 
 
+def test_a_collision_is_remembered_so_the_next_run_is_full(graph, monkeypatch):
+    # Exact row numbers replace colliding hashes; the state must say so, or the next run would
+    # join new records' hashed numbers against stored row numbers and miss every old identifier.
+    import identity.graph as graph_module
+
+    graph.add("members", "a", phone="PA", member_card="a")
+    graph.add("members", "b", phone="PB", member_card="b")
+    monkeypatch.setattr(graph_module, "IDENTIFIER_HASH", "(hash(kind) >> 1)::BIGINT")
+    graph.resolve()
+    assert graph.con.execute("SELECT hashed_ids FROM identity.resolve_state").fetchall() == [(False,)]
+    monkeypatch.undo()
+    graph.add("tmall_orders", "t", phone="PA", buyer_nick="n")
+    assert graph.resolve().extra["mode"] == "full"
+    assert graph.customer("tmall_orders", "t") == graph.customer("members", "a")
+
+
 def test_resolve_leaves_no_working_tables_behind(graph):
     graph.add("members", "m", member_card="card", phone="P", name="N")
     graph.add("tmall_orders", "t", buyer_nick="nick", phone="P")

@@ -9,6 +9,7 @@ truth, and the report carries its tables.
 from __future__ import annotations
 
 import importlib.util
+import time
 
 from benchmarks.run import main
 
@@ -60,3 +61,27 @@ def test_benchmark_smoke(tmp_path, monkeypatch, capsys):
                     "## Naive pipeline", "## Targets (issue 8)"):
         assert heading in printed
     assert (tmp_path / "bench.json").exists()
+
+
+def _hold_memory(ready, done) -> None:
+    block = bytearray(300 << 20)
+    block[::4096] = b"x" * len(block[::4096])  # touch every page: private memory of this process
+    ready.set()
+    done.wait(30)
+
+
+def test_sampler_counts_worker_memory_read_less_often_than_its_own():
+    import multiprocessing
+
+    from benchmarks.measure import RssSampler
+
+    ctx = multiprocessing.get_context("spawn")
+    ready, done = ctx.Event(), ctx.Event()
+    with RssSampler(children_interval=0.2) as sampler, sampler.section("worker") as sec:
+        worker = ctx.Process(target=_hold_memory, args=(ready, done))
+        worker.start()
+        assert ready.wait(60)
+        time.sleep(0.5)  # past one children_interval: the worker's memory is read while it holds the block
+        done.set()
+        worker.join()
+    assert sec.peak_tree_rss - sec.peak_rss > 250 << 20

@@ -6,6 +6,8 @@ import json
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from assets.landing.formats import BY_TYPE, FORMATS
 from assets.landing.readers import UnreadableFile, read_file, redact
@@ -144,3 +146,18 @@ def test_column_timestamp_parser_agrees_with_the_expression():
     expected = pl.DataFrame({"t": s}).select(parse_timestamp(pl.col("t"))).to_series()
     assert parse_timestamps(s).to_list() == expected.to_list()
     assert parse_timestamps(s).null_count() == 12
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(alphabet=st.sampled_from(
+    ["a", "Z", "1", " ", "\t", "\u3000", "\u00a0", "Ａ", "１", "ｶ", "ﾞ", "张", "陳", "①", "ﬁ", "\u00e9", "\u0301"]),
+    max_size=6)), max_size=40))
+def test_clean_text_is_nfkc_trimmed_whatever_mix_of_ascii_and_other_text(values):
+    # Only non-ASCII values are normalised, and a mostly non-ASCII column all at once: either
+    # way each value must come out as NFKC, trimmed, empty as null, in its own row.
+    from identity.text import clean_text
+
+    raw = pl.Series("v", values, dtype=pl.String)
+    got = pl.DataFrame({"v": raw}).select(clean_text(pl.col("v"))).to_series().to_list()
+    reference = pl.DataFrame({"v": raw}).select(pl.col("v").str.normalize("NFKC").str.strip_chars()).to_series()
+    assert got == [None if v in (None, "") else v for v in reference.to_list()]

@@ -55,9 +55,12 @@ def _strategy_gates(s: pl.Expr) -> list[pl.Expr | None]:
 
     The ISO and Weibo parses are the dearest and almost never the format a column uses:
     an offset needs a sign (or ``Z``) after the date, a weekday name starts with a letter.
+    Every format but Weibo's starts with the year (a sign at most before it), so a Weibo
+    column skips the seven numeric parses (the 1.56M Weibo interactions at 10M: 3.1 s -> 2.3 s).
     """
-    offset = s.str.slice(10).str.contains("[+\\-\u2212zZ]")
-    return [offset, *[None] * len(_LOCAL_FORMATS), s.str.contains("^[A-Za-z]"), None]
+    year_first = s.str.contains("^[0-9+\\-]")
+    offset = year_first & s.str.slice(10).str.contains("[+\\-\u2212zZ]")
+    return [offset, *[year_first] * len(_LOCAL_FORMATS), s.str.contains("^[A-Za-z]"), None]
 
 
 def parse_timestamp(expr: pl.Expr) -> pl.Expr:
@@ -171,21 +174,25 @@ def _field_columns(fld: Field, raw: pl.Series) -> dict[str, pl.Series]:
     values = raw.to_frame(fld.source)
     col = pl.col(fld.source)
     out: dict[str, pl.Series] = {}
-    if fld.required:
+    if fld.required and fld.role != "id":
         out[f"_present_{fld.out}"] = values.select(text.clean_text(col).is_not_null()).to_series()
     typed = _typed(fld, col)
     if fld.role == "id":
         out["record_id"] = values.select(text.clean_text(col)).to_series()
+        if fld.required:  # the cleaned id is the value the check needs: not cleaned twice
+            out[f"_present_{fld.out}"] = out["record_id"].is_not_null()
     elif fld.role == "timestamp":  # column-wise: each format tried only on what is still unparsed
         out[fld.out] = parse_timestamps(values[fld.source])
     elif typed is not None:
         out[fld.out] = values.select(typed).to_series()
     elif fld.role in ("place", "address"):
-        province, city = text.split_place(col)
+        # cleaned once: the place's parts would each clean it again (NFKC on Chinese text)
+        cleaned = values.select(text.clean_text(col).alias(fld.source))
+        province, city = text.split_place(col, cleaned=True)
         if fld.role == "address":
-            out["_address"] = values.select(text.clean_text(col)).to_series()
-        out["province"] = values.select(province).to_series()
-        out["city"] = values.select(city).to_series()
+            out["_address"] = cleaned[fld.source]
+        out["province"] = cleaned.select(province).to_series()
+        out["city"] = cleaned.select(city).to_series()
     elif fld.role == "token":
         out[f"_{fld.out}"] = values.select(text.clean_text(col)).to_series()
     elif fld.role == "phone":
@@ -219,6 +226,8 @@ def _by_distinct(frame: pl.DataFrame, fld: Field) -> pl.DataFrame:
     splitting distinct values and joining back is most of the saving.
     """
     raw = frame[fld.source]
+    if fld.role == "id":  # one per record: finding that out (a hash of every value) would cost a second
+        return pl.DataFrame(_field_columns(fld, raw))
     values = raw.unique()
     if len(values) >= DISTINCT_SHARE * len(raw):
         return pl.DataFrame(_field_columns(fld, raw))

@@ -345,9 +345,10 @@ def _assemble(con: duckdb.DuckDBPyConnection, edit: bool) -> None:
                a.* EXCLUDE (customer_id)
         FROM {analytics} a LEFT JOIN ({pivot}) g USING (customer_id)"""
     if not edit:
+        # in no particular order, as an edited profile is: sorting the wide rows by customer id was
+        # half of writing the 10M profile (7 of 14 s), and a look-up by id scans one column either way
         create_table_as(con, "mart.customer_profile",
-                        f"{profile.format(analytics='customer_analytics', pivot=GOLDEN_PIVOT.format(where=''))} "
-                        "ORDER BY customer_id")
+                        profile.format(analytics="customer_analytics", pivot=GOLDEN_PIVOT.format(where="")))
         con.execute("DROP TABLE customer_analytics")
         return
     refresh = "customer_id IN (SELECT customer_id FROM facts_refresh)"

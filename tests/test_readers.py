@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from assets.landing.formats import BY_TYPE, FORMATS
 from assets.landing.readers import UnreadableFile, read_file, redact
 from assets.landing.stage import parse_amount, parse_timestamp, stage_frame
+from identity.text import clean_text
 from tests.conftest import SAMPLE_LANDING
 
 
@@ -155,8 +156,6 @@ def test_column_timestamp_parser_agrees_with_the_expression():
 def test_clean_text_is_nfkc_trimmed_whatever_mix_of_ascii_and_other_text(values):
     # Only non-ASCII values are normalised, and a mostly non-ASCII column all at once: either
     # way each value must come out as NFKC, trimmed, empty as null, in its own row.
-    from identity.text import clean_text
-
     raw = pl.Series("v", values, dtype=pl.String)
     got = pl.DataFrame({"v": raw}).select(clean_text(pl.col("v"))).to_series().to_list()
     reference = pl.DataFrame({"v": raw}).select(pl.col("v").str.normalize("NFKC").str.strip_chars()).to_series()

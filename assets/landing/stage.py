@@ -174,27 +174,26 @@ def _field_columns(fld: Field, raw: pl.Series) -> dict[str, pl.Series]:
     values = raw.to_frame(fld.source)
     col = pl.col(fld.source)
     out: dict[str, pl.Series] = {}
-    if fld.required and fld.role != "id":
-        out[f"_present_{fld.out}"] = values.select(text.clean_text(col).is_not_null()).to_series()
+    cleaned: pl.Series | None = None  # the cleaned raw value, where a role computes it anyway
     typed = _typed(fld, col)
     if fld.role == "id":
-        out["record_id"] = values.select(text.clean_text(col)).to_series()
-        if fld.required:  # the cleaned id is the value the check needs: not cleaned twice
-            out[f"_present_{fld.out}"] = out["record_id"].is_not_null()
+        out["record_id"] = cleaned = values.select(text.clean_text(col)).to_series()
     elif fld.role == "timestamp":  # column-wise: each format tried only on what is still unparsed
         out[fld.out] = parse_timestamps(values[fld.source])
     elif typed is not None:
         out[fld.out] = values.select(typed).to_series()
+        if fld.role == "text":  # typed is clean_text itself
+            cleaned = out[fld.out]
     elif fld.role in ("place", "address"):
         # cleaned once: the place's parts would each clean it again (NFKC on Chinese text)
-        cleaned = values.select(text.clean_text(col).alias(fld.source))
+        cleaned = values.select(text.clean_text(col).alias(fld.source)).to_series()
         province, city = text.split_place(col, cleaned=True)
         if fld.role == "address":
-            out["_address"] = cleaned[fld.source]
-        out["province"] = cleaned.select(province).to_series()
-        out["city"] = cleaned.select(city).to_series()
+            out["_address"] = cleaned
+        out["province"] = cleaned.to_frame().select(province).to_series()
+        out["city"] = cleaned.to_frame().select(city).to_series()
     elif fld.role == "token":
-        out[f"_{fld.out}"] = values.select(text.clean_text(col)).to_series()
+        out[f"_{fld.out}"] = cleaned = values.select(text.clean_text(col)).to_series()
     elif fld.role == "phone":
         phones = normalize_phones(values[fld.source])
         out["_phone"] = phones["phone_e164"]
@@ -215,6 +214,10 @@ def _field_columns(fld: Field, raw: pl.Series) -> dict[str, pl.Series]:
         born = values.select(text.parse_date(col)).to_series()
         out["birth_month"] = born.dt.month().cast(pl.Int8)
         out["_birthday"] = born.dt.to_string("%Y-%m-%d")
+    if fld.required:
+        if cleaned is None:
+            cleaned = values.select(text.clean_text(col)).to_series()
+        out[f"_present_{fld.out}"] = cleaned.is_not_null()
     return out
 
 

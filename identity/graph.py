@@ -40,6 +40,7 @@ import duckdb
 
 from identity import incremental as incremental_mod
 from identity.config import IdentityConfig
+from pipelines.storage import create_table_as
 
 
 @dataclass(frozen=True)
@@ -566,7 +567,7 @@ def persist_tables(con: duckdb.DuckDBPyConnection, queries: dict[str, str]) -> N
     """A full run replaces every persisted table (``identity.components`` is no longer kept; an old
     copy is dropped so it cannot be mistaken for this run's)."""
     for table, query in queries.items():
-        con.execute(f"CREATE OR REPLACE TABLE identity.{table} AS {query}")
+        create_table_as(con, f"identity.{table}", query)
     for view, query in TOKEN_VIEWS.items():
         _drop_table(con, "identity", view)  # a table of that name, from a warehouse written before the views
         con.execute(f"CREATE OR REPLACE VIEW identity.{view} AS {query}")

@@ -198,22 +198,24 @@ def test_no_plaintext_personal_data_at_rest(built_once):
     assert leaks == []
 
 
-def test_ciphertext_is_stored_uncompressed_and_the_rest_compressed(built_once):
-    """Random bytes do not compress: ciphertext columns skip DuckDB's compression, other columns keep it."""
+def test_ciphertext_and_ids_are_stored_uncompressed_and_the_rest_compressed(built_once):
+    """Random bytes and near-unique ids do not pay for compression: those columns skip DuckDB's,
+    in staging, identity and mart tables alike; the other string columns keep it."""
     home, _ = built_once
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
-    tables = [f"{s}.{t}" for s, t in con.execute(
-        "SELECT DISTINCT table_schema, table_name FROM information_schema.columns "
-        "WHERE column_name LIKE '%\\_enc' ESCAPE '\\' OR column_name = 'ciphertext'").fetchall()
-        if (s, t) in set(con.execute("SELECT schema_name, table_name FROM duckdb_tables()").fetchall())]
-    assert {"staging.members_latest", "mart.customer_profile", "mart.golden_attributes"} <= set(tables)
+    tables = ["staging.members_latest", "staging.tmall_orders_latest", "identity.record_customer",
+              "identity.records", "mart.customer_profile", "mart.golden_attributes", "mart.customer_facts"]
+    ids = {"record_id", "customer_id", "source_record_id"}
     methods: dict[bool, set[str]] = {True: set(), False: set()}
+    seen: set[str] = set()
     for table in tables:
         for column, compression in con.execute(
                 f"SELECT column_name, compression FROM pragma_storage_info('{table}') "
                 "WHERE segment_type = 'VARCHAR'").fetchall():
-            methods[column.endswith("_enc") or column == "ciphertext"].add(compression)
+            methods[column.endswith("_enc") or column in {"ciphertext", *ids}].add(compression)
+            seen.add(column)
     con.close()
+    assert {"phone_enc", "ciphertext", "record_id", "customer_id", "source_record_id"} <= seen
     assert methods[True] == {"Uncompressed"}
     assert methods[False] - {"Uncompressed"}  # e.g. dictionary/FSST on masked phones and tokens
 

@@ -42,7 +42,7 @@ from assets.landing.formats import FileFormat
 from assets.landing.prepare import Prepared, Preparer, prepare_file, worker_count
 from assets.landing.readers import UnreadableFile, redact
 from assets.landing.stage import staging_schema
-from assets.storage import column_definitions
+from pipelines.storage import column_definitions
 from privacy.keys import KeyProblem, Keyring, WrongKey
 from privacy.suppression import split_suppressed
 
@@ -115,7 +115,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, fmt: FileFormat | None = None)
     versions a later delivery replaced move to ``staging.<type>_superseded``. The view
     ``staging.<type>`` shows all deliveries. Each row is thus stored once: the common
     first delivery of a record is written once, not once for history and once for now.
-    Ciphertext columns are stored uncompressed (:mod:`assets.storage`).
+    Ciphertext and id columns are stored uncompressed (:mod:`pipelines.storage`).
     """
     con.execute(DDL)
     if fmt is None:

@@ -38,6 +38,7 @@ from assets.marts.sources import (
     orders_sql,
     src,
 )
+from pipelines.storage import create_table_as
 
 CSAT_DIMENSIONS = ("price", "timeliness", "quality", "attitude")
 AS_OF = "$as_of"  # bound as a DATE parameter, so the SQL text (and its hash) does not change with the date
@@ -224,7 +225,7 @@ def write(con: duckdb.DuckDBPyConnection, present: set[str], cfg, facts_plan: Fa
         con.execute("DELETE FROM mart.customer_facts WHERE customer_id IN (SELECT customer_id FROM facts_refresh)")
         run(f"INSERT INTO mart.customer_facts BY NAME {select}")
     else:
-        run(f"CREATE OR REPLACE TABLE mart.customer_facts AS {select}")
+        create_table_as(con, "mart.customer_facts", select, {"as_of": cfg.as_of} if AS_OF in select else None)
     con.execute("CREATE OR REPLACE TABLE mart.customer_facts_state AS SELECT ?::DATE AS as_of, ? AS fingerprint",
                 [cfg.as_of, fingerprint(sql)])
     con.execute("DROP TABLE customer_channel; DROP TABLE customer_orders")

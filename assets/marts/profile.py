@@ -44,7 +44,7 @@ import duckdb
 from assets.marts import facts
 from assets.marts.facts import CSAT_DIMENSIONS
 from assets.marts.sources import event, local_date, src
-from assets.storage import create_table_as
+from pipelines.storage import create_table_as
 
 # Survivorship: the source trusted most for each golden attribute, first wins;
 # ties go to the most recent record, then to the most frequent value.

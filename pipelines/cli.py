@@ -146,7 +146,7 @@ def evaluate(truth: Path = typer.Option(..., exists=True, help="Ground-truth CSV
         _fail(f"no warehouse at {layout.warehouse}")
     con = duckdb.connect()
     con.execute(f"ATTACH '{layout.warehouse.as_posix()}' AS wh (READ_ONLY)")
-    acc = run_eval(con, truth, "wh.identity.record_customer")
+    acc = run_eval(con, truth, "wh.identity.record_customer", identity="wh.identity")
     for line in acc.lines():
         console.print(line)
     report(home=None)

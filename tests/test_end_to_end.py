@@ -198,8 +198,8 @@ def test_no_plaintext_personal_data_at_rest(built_once):
     assert leaks == []
 
 
-def test_ciphertext_and_ids_are_stored_uncompressed_and_the_rest_compressed(built_once):
-    """Random bytes and near-unique ids do not pay for compression: those columns skip DuckDB's,
+def test_ciphertext_tokens_and_ids_are_stored_uncompressed_and_the_rest_compressed(built_once):
+    """Random bytes, tokens and near-unique ids do not pay for compression: those columns skip DuckDB's,
     in staging, identity and mart tables alike; the other string columns keep it."""
     home, _ = built_once
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
@@ -212,12 +212,12 @@ def test_ciphertext_and_ids_are_stored_uncompressed_and_the_rest_compressed(buil
         for column, compression in con.execute(
                 f"SELECT column_name, compression FROM pragma_storage_info('{table}') "
                 "WHERE segment_type = 'VARCHAR'").fetchall():
-            methods[column.endswith("_enc") or column in {"ciphertext", *ids}].add(compression)
+            methods[column.endswith(("_enc", "_token")) or column in {"ciphertext", *ids}].add(compression)
             seen.add(column)
     con.close()
-    assert {"phone_enc", "ciphertext", "record_id", "customer_id", "source_record_id"} <= seen
+    assert {"phone_enc", "ciphertext", "phone_token", "record_id", "customer_id", "source_record_id"} <= seen
     assert methods[True] == {"Uncompressed"}
-    assert methods[False] - {"Uncompressed"}  # e.g. dictionary/FSST on masked phones and tokens
+    assert methods[False] - {"Uncompressed"}  # e.g. dictionary/FSST on masked phones and cities
 
 
 def test_failed_run_leaves_the_published_warehouse_readable(built, monkeypatch):

@@ -121,7 +121,10 @@ def evaluate(con: duckdb.DuckDBPyConnection, truth: Path, lineage: str = "identi
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     acc = Accuracy(precision, recall, f1, predicted, true_pairs, customers, singletons, largest, records, unmatched)
     if identity is not None:
-        wrong, evidenced = wrong_pair_evidence(con, identity)
+        try:
+            wrong, evidenced = wrong_pair_evidence(con, identity)
+        except duckdb.CatalogException:  # a warehouse from before identifier_tokens: not asked
+            return acc
         acc.wrong_pairs, acc.wrong_pairs_with_evidence = wrong, evidenced
         acc.precision_ceiling = tp_p / (predicted - evidenced) if predicted - evidenced else 1.0
     return acc

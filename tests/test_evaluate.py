@@ -52,3 +52,5 @@ def test_wrong_pairs_split_by_whether_the_records_tell_the_people_apart(tmp_path
     assert abs(acc.precision_ceiling - 1 / (5 - 2)) < 1e-9  # the one right pair (1-2) of what is left
     assert "precision ceiling" in "\n".join(acc.lines())
     assert evaluate(con, truth).wrong_pairs is None  # without the identity schema: not asked
+    con.execute("DROP TABLE identity.identifier_tokens")
+    assert evaluate(con, truth, identity="identity").wrong_pairs is None  # an older warehouse: not asked either

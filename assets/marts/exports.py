@@ -15,7 +15,7 @@ import duckdb
 # faster than the default level 3, for files 2% larger (profile) and 6% smaller (lineage).
 ZSTD_LEVEL = 1
 # Rows are written in no particular order, as the tables hold them: sorting the 10M-record
-# exports (profile by customer id, lineage by record) took 3.3 of the 8.6 s they cost, and a
+# exports (profile by customer id, lineage by record) took 3.3 of the 8.8 s they cost, and a
 # reader filtering on an id scans that one column either way.
 
 

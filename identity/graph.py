@@ -523,8 +523,8 @@ def lineage_query(cfg: IdentityConfig) -> str:
     """Step 6: one row per current record, with the key that tied it in.
 
     Written in no particular order: sorting millions of rows by ``rk`` cost a fifth
-    of the step, and no reader depends on it (the export sorts by
-    (record_type, record_id) itself; everything else joins or groups).
+    of the step, and no reader depends on it (the export keeps the table's order;
+    everything else joins or groups).
     """
     rank = "CASE kind " + " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(cfg.priority)) + " ELSE 99 END"
     return f"""

@@ -115,7 +115,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, fmt: FileFormat | None = None)
     versions a later delivery replaced move to ``staging.<type>_superseded``. The view
     ``staging.<type>`` shows all deliveries. Each row is thus stored once: the common
     first delivery of a record is written once, not once for history and once for now.
-    Ciphertext and id columns are stored uncompressed (:mod:`pipelines.storage`).
+    Ciphertext, token and id columns are stored uncompressed (:mod:`pipelines.storage`).
     """
     con.execute(DDL)
     if fmt is None:

@@ -216,8 +216,11 @@ def write(con: duckdb.DuckDBPyConnection, present: set[str], cfg, facts_plan: Fa
     sql = statements(present, cfg)
     *steps, select = sql
 
-    def run(sql: str) -> None:  # DuckDB refuses a parameter the statement does not use
-        con.execute(sql, {"as_of": cfg.as_of} if AS_OF in sql else None)
+    def params(sql: str) -> dict | None:  # DuckDB refuses a parameter the statement does not use
+        return {"as_of": cfg.as_of} if AS_OF in sql else None
+
+    def run(sql: str) -> None:
+        con.execute(sql, params(sql))
 
     for step in steps:
         run(step)
@@ -225,7 +228,7 @@ def write(con: duckdb.DuckDBPyConnection, present: set[str], cfg, facts_plan: Fa
         con.execute("DELETE FROM mart.customer_facts WHERE customer_id IN (SELECT customer_id FROM facts_refresh)")
         run(f"INSERT INTO mart.customer_facts BY NAME {select}")
     else:
-        create_table_as(con, "mart.customer_facts", select, {"as_of": cfg.as_of} if AS_OF in select else None)
+        create_table_as(con, "mart.customer_facts", select, params(select))
     con.execute("CREATE OR REPLACE TABLE mart.customer_facts_state AS SELECT ?::DATE AS as_of, ? AS fingerprint",
                 [cfg.as_of, fingerprint(sql)])
     con.execute("DROP TABLE customer_channel; DROP TABLE customer_orders")

@@ -64,6 +64,27 @@ def test_worker_prepared_ingest_equals_the_in_process_one(landing, keyring, monk
     assert order == [("members-2026-11-21.csv",), ("members-2026-11-22.csv",)]
 
 
+def test_workers_hand_rows_over_in_a_spool_beside_the_warehouse_removed_after(landing, keyring, monkeypatch, tmp_path):
+    monkeypatch.setenv("SCV_INGEST_WORKERS", "2")
+    handed = []
+    load_spooled = prepare.Prepared.load_spooled
+
+    def spy(self):
+        handed.append((self.spooled, self.spooled.stat().st_size, self.good.height))
+        return load_spooled(self)
+
+    monkeypatch.setattr(prepare.Prepared, "load_spooled", spy)
+    build = tmp_path / "build"
+    build.mkdir()
+    con = duckdb.connect(str(build / "warehouse.duckdb"))
+    ingest_types(con, landing, FORMATS, keyring, "run-1", NOW)
+    assert len(handed) == 12  # every loaded file came from a worker (the duplicate was never asked for)
+    assert all(path.parent.parent == build and height == 0 for path, _, height in handed)  # rows came by file
+    assert sum(size for _, size, _ in handed) > 0
+    assert not list(build.glob("prepared-*"))  # the spool is gone
+    assert con.execute("SELECT count(*) FROM staging.members_current").fetchall()[0][0] > 0
+
+
 def test_a_worker_that_died_costs_its_file_nothing(tmp_path, keyring):
     fmt = BY_TYPE["tickets"]
     path = next(SAMPLE_LANDING.glob(fmt.glob))

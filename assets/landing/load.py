@@ -335,7 +335,7 @@ def ingest_types(con: duckdb.DuckDBPyConnection, landing: Path, formats: Sequenc
     stats = {path: path.stat() for _, path in files}
     new = {path: stats[path].st_size for fmt, path in files if not _unchanged_since_ledger(con, path, stats[path], fmt)}
     reports: dict[str, list[FileReport]] = {fmt.record_type: [] for fmt in formats}
-    with Preparer(files, new, keyring, worker_count(sum(new.values()))) as preparer:
+    with Preparer(files, new, keyring, worker_count(sum(new.values())), _database_folder(con)) as preparer:
         asked = time.perf_counter()
         for fmt, path, prepared in preparer:
             waited = time.perf_counter() - asked  # for a worker to finish one of the next files
@@ -345,6 +345,12 @@ def ingest_types(con: duckdb.DuckDBPyConnection, landing: Path, formats: Sequenc
                 reports[fmt.record_type].append(rep)
             asked = time.perf_counter()
     return reports
+
+
+def _database_folder(con: duckdb.DuckDBPyConnection) -> Path | None:
+    """The folder of the connection's database file (None in memory): where workers spool prepared files."""
+    path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()
+    return Path(path[0][0]).parent if path and path[0][0] else None
 
 
 def _ingest_in_transaction(con, path, fmt, keyring, run_id, now, prepared) -> FileReport:

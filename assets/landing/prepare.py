@@ -8,6 +8,12 @@ while the next files are prepared in worker processes on the other cores
 tokens, ciphertext, masks, redacted quarantine rows. The plaintext of a file never
 leaves the worker that read it.
 
+A worker hands its staged rows over as an uncompressed Arrow IPC file in a spool
+folder, not through the process pool's pipe: pickling a 1.7M-row Tmall delivery
+(870 MB) cost the worker 3.9 CPU-s and the writer 1.6 s to unpickle, where writing
+the IPC file costs 1.3 CPU-s and reading it back 1.2 s. The spool folder sits beside
+the build warehouse (removed with it if a run is killed) and holds no plaintext.
+
 Starting a worker process costs about a second (it imports Polars, DuckDB,
 phonenumbers, OpenCC), so small deliveries are prepared in-process.
 ``SCV_INGEST_WORKERS`` sets the number of workers (default: one per core; ``0``
@@ -18,7 +24,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -52,6 +61,15 @@ class Prepared:
     extra_columns: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # read, stage
     in_worker: bool = False
+    spooled: Path | None = None  # where a worker left ``good`` (an Arrow IPC file) until the writer loads it
+
+    def load_spooled(self) -> Prepared:
+        """Read ``good`` back from the worker's spool file (and remove the file)."""
+        if self.spooled is not None:
+            self.good = pl.read_ipc(self.spooled)
+            self.spooled.unlink()
+            self.spooled = None
+        return self
 
 
 def prepare_file(path: Path, fmt: FileFormat, keyring: Keyring) -> Prepared:
@@ -64,9 +82,12 @@ def prepare_file(path: Path, fmt: FileFormat, keyring: Keyring) -> Prepared:
                     {"read": read_done - start, "stage": time.perf_counter() - read_done})
 
 
-def _prepare_in_worker(path: Path, record_type: str, keyring: Keyring) -> Prepared:
+def _prepare_in_worker(path: Path, record_type: str, keyring: Keyring, spool: Path) -> Prepared:
     prepared = prepare_file(path, BY_TYPE[record_type], keyring)
     prepared.in_worker = True
+    prepared.spooled = spool / f"{uuid.uuid4().hex}.arrow"
+    prepared.good.write_ipc(prepared.spooled)
+    prepared.good = prepared.good.clear()  # only the schema travels through the pipe
     return prepared
 
 
@@ -96,10 +117,12 @@ class Preparer:
     ledger already knows) and every file
     when ``workers`` is 0 are prepared in-process, only if the writer asks. A worker that
     dies (the operating system killed it) does not lose its file: it is prepared in-process.
+    Workers spool their staged rows in a folder made under ``spool_dir`` (default: the
+    system's temporary folder), removed on :meth:`close`.
     """
 
     def __init__(self, files: Sequence[tuple[FileFormat, Path]], new: Mapping[Path, int], keyring: Keyring,
-                 workers: int) -> None:
+                 workers: int, spool_dir: Path | None = None) -> None:
         self.keyring = keyring
         self.queues: dict[str, deque[tuple[FileFormat, Path]]] = {}
         for fmt, path in files:
@@ -108,13 +131,17 @@ class Preparer:
         self.waiting = {path for _, path in self.pending}  # to be prepared by a worker
         self.futures: dict[Path, Future] = {}
         self.ahead = workers + 1  # one ready beyond those being prepared, so no worker idles
-        self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_worker_setup) if self.pending else None
+        self.pool = self.spool = None
+        if self.pending:
+            self.spool = Path(tempfile.mkdtemp(prefix="prepared-", dir=spool_dir))
+            self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                            initializer=_worker_setup)
 
     def _fill(self) -> None:
         while self.pending and len(self.futures) < self.ahead:
             fmt, path = self.pending.pop(0)
-            self.futures[path] = self.pool.submit(_prepare_in_worker, path, fmt.record_type, self.keyring)
+            self.futures[path] = self.pool.submit(_prepare_in_worker, path, fmt.record_type, self.keyring,
+                                                 self.spool)
 
     def __iter__(self) -> Iterator[tuple[FileFormat, Path, Callable[[], Prepared]]]:
         self._fill()
@@ -137,13 +164,15 @@ class Preparer:
 
     def _result(self, future: Future, path: Path, fmt: FileFormat) -> Prepared:
         try:
-            return future.result()
+            return future.result().load_spooled()
         except BrokenProcessPool:
             return prepare_file(path, fmt, self.keyring)
 
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.spool is not None:
+            shutil.rmtree(self.spool, ignore_errors=True)
 
     def __enter__(self) -> Preparer:
         return self

@@ -231,9 +231,10 @@ def _by_distinct(frame: pl.DataFrame, fld: Field) -> pl.DataFrame:
     raw = frame[fld.source]
     if fld.role == "id":  # one per record: finding that out (a hash of every value) would cost a second
         return pl.DataFrame(_field_columns(fld, raw))
-    values = raw.unique()
-    if len(values) >= DISTINCT_SHARE * len(raw):
+    # HyperLogLog: 30 ms, where listing the distinct values of a near-unique 3M-row column takes 1 s
+    if raw.approx_n_unique() >= DISTINCT_SHARE * len(raw):
         return pl.DataFrame(_field_columns(fld, raw))
+    values = raw.unique()
     lookup = pl.DataFrame({"_raw": values, **_field_columns(fld, values)})
     joined = raw.to_frame("_raw").join(lookup, on="_raw", how="left", maintain_order="left", nulls_equal=True)
     return joined.drop("_raw")

@@ -12,7 +12,7 @@ Gates, by layer:
   text), checked exactly, plus a sample of older rows (a check executed on its
   own judges the whole table); no column is named like plaintext personal data;
 * identity: every record in the lineage exactly once; no customer above the
-  configured size; no accepted link through a rejected identifier;
+  configured size; no accepted link through a rejected identifier; no customer id issued twice;
 * mart: no plaintext-PII column anywhere; ids unique, classes and stages valid,
   class shares add up; customer ids stable across runs (a warning, not a gate);
 * export: the parquet marketers activate from carries a yes/no consent for every
@@ -166,6 +166,12 @@ no_link_through_rejected_identifier = _facts_check(
     "(placeholders, shared phones).",
     quality.REJECTED_LINK_FACTS_SQL, lambda scv: quality.rejected_link_suite())
 
+customer_ids_issued_once = _facts_check(
+    "customer_ids_issued_once",
+    "No customer id appears twice in identity.customer_registry (ids are issued as the highest "
+    "sequence + 1, 2, ...; the table carries no key constraint).",
+    quality.REGISTRY_FACTS_SQL, lambda scv: quality.registry_suite())
+
 
 @dg.asset_check(asset=PROFILE, name="no_plaintext_pii_columns", blocking=True, pool=POOL,
                 description="No column in any schema of the warehouse (staging, identity, mart, privacy...) is "
@@ -284,7 +290,8 @@ def consent_in_exports(context, scv: ScvResource) -> dg.AssetCheckResult:
 
 ACCOUNTING_CHECKS = [accounting_check(fmt) for fmt in FORMATS]
 STAGING_SUITE_CHECKS = [staging_suite_check(fmt) for fmt in FORMATS]
-IDENTITY_CHECKS = [lineage_complete, cluster_size_within_limit, no_link_through_rejected_identifier]
+IDENTITY_CHECKS = [lineage_complete, cluster_size_within_limit, no_link_through_rejected_identifier,
+                   customer_ids_issued_once]
 MART_CHECKS = [no_plaintext_pii_columns, profile_suite, customer_ids_stable]
 EXPORT_CHECKS = [consent_in_exports]
 CHECKS = [*ACCOUNTING_CHECKS, *STAGING_SUITE_CHECKS, *IDENTITY_CHECKS, *MART_CHECKS, *EXPORT_CHECKS]

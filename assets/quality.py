@@ -384,6 +384,20 @@ def rejected_link_suite():
     ])
 
 
+# identity.customer_registry has no key constraint (ids are unique by construction): this says so.
+REGISTRY_FACTS_SQL = """
+    SELECT count(*) - count(DISTINCT customer_id) AS ids_issued_twice, count(*) AS ids
+    FROM identity.customer_registry"""
+
+
+def registry_suite():
+    """No customer id was issued twice."""
+    gxe = _gxe()
+    return suite("identity_registry", [
+        gxe.ExpectColumnValuesToBeBetween(column="ids_issued_twice", min_value=0, max_value=0),
+    ])
+
+
 def profile_suite(id_prefix: str = "C"):
     """Row rules for ``mart.customer_profile``: classes, stages, consent, id and display forms."""
     gxe = _gxe()

@@ -275,6 +275,22 @@ def test_ids_survive_reruns_merge_keeps_oldest_and_split_keeps_biggest(graph):
         (id_a, new_b, "split")]
 
 
+def test_a_registry_keyed_the_old_way_loses_its_key_and_keeps_its_ids(graph):
+    graph.add("members", "a1", phone="PA", member_card="a1")
+    graph.resolve()
+    con, id_a = graph.con, graph.customer("members", "a1")
+    con.execute("""CREATE OR REPLACE TABLE identity.customer_registry (customer_id VARCHAR PRIMARY KEY, seq BIGINT,
+                   created_run VARCHAR, created_at TIMESTAMPTZ, status VARCHAR, merged_into VARCHAR)""")
+    con.execute("INSERT INTO identity.customer_registry VALUES (?, 1, 'run1', now(), 'active', NULL)", [id_a])
+    graph.add("members", "b1", phone="PB", member_card="b1")
+    graph.resolve()
+    assert con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'customer_registry' "
+                       "AND constraint_type = 'PRIMARY KEY'").fetchall() == [(0,)]
+    assert graph.customer("members", "a1") == id_a
+    assert con.execute("SELECT customer_id, seq FROM identity.customer_registry ORDER BY seq").fetchall() == [
+        (id_a, 1), (graph.customer("members", "b1"), 2)]
+
+
 def test_incremental_record_bridging_two_customers(graph):
     graph.add("followers", "f1", unionid="U1")
     graph.add("members", "m1", phone="P1", member_card="m1")

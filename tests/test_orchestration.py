@@ -43,6 +43,7 @@ def test_definitions_load_with_owners_kinds_versions_and_gates():
         assert {("staging/" + fmt.record_type, n) for n in ("every_row_accounted", "staging_suite")} <= set(checks)
     assert {("identity/record_customer", "lineage_complete"), ("identity/record_customer", "cluster_size_within_limit"),
             ("identity/record_customer", "no_link_through_rejected_identifier"),
+            ("identity/record_customer", "customer_ids_issued_once"),
             ("mart/customer_profile", "profile_suite"), ("mart/customer_profile", "no_plaintext_pii_columns"),
             ("export/parquet", "consent_in_exports")} <= set(checks)
     assert {key for key, spec in checks.items() if not spec.blocking} == {("mart/customer_profile",

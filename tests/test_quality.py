@@ -151,6 +151,7 @@ def _identity_verdicts(con, max_records: int = 500) -> dict[str, bool]:
                                      quality.cluster_suite(max_records)).passed,
         "rejected": quality.validate(con.sql(quality.REJECTED_LINK_FACTS_SQL).df(),
                                      quality.rejected_link_suite()).passed,
+        "registry": quality.validate(con.sql(quality.REGISTRY_FACTS_SQL).df(), quality.registry_suite()).passed,
     }
 
 
@@ -162,7 +163,7 @@ def test_identity_suites(graph):
         graph.add("members", f"s{i}", phone="STORE", member_card=f"s{i}")
     graph.resolve()
     con = graph.con
-    assert _identity_verdicts(con) == {"lineage": True, "clusters": True, "rejected": True}
+    assert _identity_verdicts(con) == {"lineage": True, "clusters": True, "rejected": True, "registry": True}
     assert _identity_verdicts(con, max_records=2)["clusters"] is False  # m1 + mp1 + f1 is one customer of 3
 
     # a link through the rejected store phone, stored as links are: by the identifier's number
@@ -171,6 +172,9 @@ def test_identity_suites(graph):
     assert con.execute("SELECT count(*) FROM identity.links l JOIN identity.rejected_identifiers "
                        "USING (kind, value)").fetchall() == [(1,)]
     assert _identity_verdicts(con)["rejected"] is False
+
+    con.execute("INSERT INTO identity.customer_registry SELECT * FROM identity.customer_registry LIMIT 1")
+    assert _identity_verdicts(con)["registry"] is False  # an id issued twice
 
     con.execute("INSERT INTO identity.record_customer SELECT * FROM identity.record_customer LIMIT 1")
     assert _identity_verdicts(con)["lineage"] is False

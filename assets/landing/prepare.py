@@ -68,7 +68,7 @@ class Prepared:
         """Read ``good`` back from the worker's spool file (and remove the file)."""
         if self.spooled is not None:
             # one chunk per column, as the frame left the worker: DuckDB scans the file's many record
-            # batches more slowly (the 1.7M-row Tmall delivery: merge 4.0-6.2 s, 3.4-3.6 s rechunked)
+            # batches more slowly (the 1.7M-row Tmall delivery: merge 3.8-6.2 s, 3.4-3.6 s rechunked)
             self.good = pl.read_ipc(self.spooled).rechunk()
             self.spooled.unlink()
             self.spooled = None

@@ -640,8 +640,7 @@ def _drop_registry_key(con: duckdb.DuckDBPyConnection) -> None:
                            AND constraint_type = 'PRIMARY KEY'""").fetchall()[0][0]
     if keyed:
         con.execute("CREATE TEMP TABLE registry_copy AS SELECT * FROM identity.customer_registry")
-        con.execute(f"CREATE OR REPLACE TABLE identity.customer_registry ({REGISTRY_COLUMNS})")
-        con.execute("INSERT INTO identity.customer_registry SELECT * FROM registry_copy")
+        create_table_as(con, "identity.customer_registry", "SELECT * FROM registry_copy")
         con.execute("DROP TABLE registry_copy")
 
 

@@ -167,7 +167,9 @@ def _is_chinese_text(raw: bytes, encoding: str) -> bool:
 
 def _split_lines(text: str) -> list[str]:
     """Split on LF, CRLF or a lone CR, as :data:`_BREAKS` splits the bytes."""
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.split("\n")
 
 
 def _decode_whole(data: bytes, encoding: str, is_utf8: bool) -> tuple[list[str], dict[int, str]] | None:
@@ -297,7 +299,8 @@ def _frame(columns: dict[str, list], lines: list[int]) -> pl.DataFrame:
 
 
 def read_csv(path: Path, fmt: FileFormat) -> ReadResult:
-    lines, bad = _decode(path, path.read_bytes(), fmt.encoding)
+    data = path.read_bytes()
+    lines, bad = _decode(path, data, fmt.encoding)
     head = next(i for i, ln in enumerate(lines) if ln.strip())  # _decode guarantees one
     if head + 1 in bad:
         raise UnreadableFile(f"{path.name}: header line {head + 1}: {bad[head + 1]} "
@@ -308,7 +311,8 @@ def read_csv(path: Path, fmt: FileFormat) -> ReadResult:
         raise UnreadableFile(f"{path.name}: header line {head + 1} is not valid CSV ({exc})") from exc
     positions, missing, extra = _columns(fmt, header, path)
     body = range(head + 1, len(lines))
-    if any('"' in lines[i] for i in body if i + 1 not in bad):
+    # a quote byte is never part of a multi-byte character, so a file without one has no quoted field
+    if b'"' in data and any('"' in lines[i] for i in body if i + 1 not in bad):
         frame, rejected, delivered = _read_csv_quoted(lines, head + 1, bad, len(header), positions)
     else:
         frame, rejected, delivered = _read_csv_plain(lines, head + 1, bad, len(header), positions)
@@ -331,9 +335,12 @@ def _read_csv_plain(lines: list[str], first: int, bad: dict[int, str], width: in
     rejected = [Rejected(n, bad[n], redact(raw)) for n, raw in undecodable.select("_line", "raw").iter_rows()]
     rejected += [Rejected(n, f"expected {width} fields, found {k}", redact(raw))
                  for n, raw, k in ragged.select("_line", "raw", "_n").iter_rows()]
-    fields = pl.col("raw").str.split(",")
-    frame = good.select(
-        *[pl.when(fields.list.get(pos) != "").then(fields.list.get(pos)).alias(col) for col, pos in positions.items()],
+    # split_exact gives a struct of fixed fields: 0.8 s for 3.1M store receipts, where
+    # split + list.get took 3.6 s (a list allocated per row, indexed once per column)
+    fields = good.select(pl.col("raw").str.split_exact(",", width - 1).alias("f"), "_line").unnest("f")
+    frame = fields.select(
+        *[pl.when(pl.col(f"field_{pos}") != "").then(pl.col(f"field_{pos}")).alias(col)
+          for col, pos in positions.items()],
         pl.col("_line").cast(pl.Int64),
     )
     return frame, rejected, body.height + undecodable.height

@@ -399,3 +399,29 @@ def test_resolve_leaves_no_working_tables_behind(graph):
     temp = graph.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
     assert temp == []
     assert len(graph.groups()) == 1
+
+
+
+def test_diagnostics_count_sizes_channels_and_guards(graph):
+    from identity.diagnostics import diagnostics
+
+    graph.add("members", "m1", phone="P1", member_card="m1")  # one person on three records, two channels
+    graph.add("miniprogram", "mp1", phone="P1", unionid="U1")
+    graph.add("followers", "f1", unionid="U1")
+    graph.add("tickets", "t1", phone="P2")  # a customer of one record
+    graph.add("transactions", "anon")  # no customer, but a record all the same
+    for i in range(3):  # a store phone on three cards: rejected, three customers of one record
+        graph.add("members", f"card{i}", phone="STORE", member_card=f"card{i}", name=f"name{i}")
+    graph.resolve()
+    graph.con.execute("UPDATE identity.record_customer SET channel = CASE WHEN record_type IN "
+                      "('miniprogram', 'followers') THEN 'wechat' ELSE 'store' END")
+    diag = diagnostics(graph.con)
+    assert diag["cluster_sizes"] == [("1", 4), ("3-5", 1)]
+    assert diag["largest_clusters"][0] == (graph.customer("members", "m1"), 3, 2)
+    assert [row[1:] for row in diag["largest_clusters"][1:]] == [(1, 1)] * 4
+    # three of all eight records, the anonymous one included, sit on a customer seen on two channels
+    assert diag["share_of_records_on_2plus_channel_customers"] == round(3 / 8, 4)
+    assert [(kind, reason) for kind, reason, _, _ in diag["rejected_identifiers"]] == [
+        ("phone", "shared identifier over cardinality limit")]
+    top = diag["most_connected_identifiers"][:2]  # P1 and U1 link two records each; STORE links none
+    assert sorted((kind, records) for kind, _, records in top) == [("phone", 2), ("unionid", 2)]

@@ -13,7 +13,8 @@
    (known files skipped) is timed and compared with the full build.
 5. Phone normalisation micro-benchmark and its agreement with the rule book.
 6. Optionally (``--dagster``) the real ``scv_refresh`` Dagster job on a fresh copy
-   of the base delivery, to show the orchestration and asset-check overhead.
+   of the base delivery, then again the next night with the 1% delta: what a data
+   engineer's scheduled runs cost, orchestration and asset checks included.
 
 Everything prints as Markdown tables (paste-ready for ``benchmarks/RESULTS.md``);
 ``--json`` also writes the raw numbers. Ratios are measured in the same run, so
@@ -32,7 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -142,11 +145,13 @@ ACCURACY_HEADER = ["run", "records", "customers", "precision", "recall", "F1", "
                    "wrong pairs with evidence", "precision ceiling"]
 
 
-def run_dagster_job(landing: Path, home: Path) -> tuple[float, dict[str, float]]:
-    """The real ``scv_refresh`` job (assets + blocking checks) on a fresh SCV_HOME.
+def run_dagster_job(landing: Path, delta: Path, home: Path) -> dict[str, tuple[float, dict[str, float]]]:
+    """The real ``scv_refresh`` job (assets + blocking checks) on a fresh SCV_HOME, then the next night's.
 
-    Returns the wall seconds and each step's seconds (from the run's event log), so
-    the cost of orchestration and of each check shows next to the stages.
+    The first run loads the base delivery; the second is the nightly run a data engineer
+    schedules: the held-back 1% lands as new files and the analytics date moves on by a
+    day. Returns each run's wall seconds and its steps' seconds (from the run's event log),
+    so the cost of orchestration and of each check shows next to the stages.
     """
     import dagster as dg
 
@@ -156,25 +161,54 @@ def run_dagster_job(landing: Path, home: Path) -> tuple[float, dict[str, float]]
     shutil.rmtree(home, ignore_errors=True)  # a kept --work folder holds the last run's job home
     shutil.copytree(landing, home / "landing", ignore=lambda _d, names: [n for n in names if DELTA_BATCH in n])
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-    start = time.perf_counter()
+    runs: dict[str, tuple[float, dict[str, float]]] = {}
     with dg.DagsterInstance.ephemeral() as instance:
-        result = defs.resolve_job_def("scv_refresh").execute_in_process(
-            instance=instance, resources={"scv": ScvResource(home=str(home))}, raise_on_error=False,
-            run_config=quiet)
-        seconds = time.perf_counter() - start
-        if not result.success:
-            raise RuntimeError(f"scv_refresh failed: {[e.message for e in result.all_events if e.is_failure]}")
-        begun: dict[str, float] = {}
-        steps: dict[str, float] = {}
-        for entry in instance.all_logs(result.run_id):
-            event = entry.dagster_event
-            if event is None or not event.step_key:
-                continue
-            if event.event_type == dg.DagsterEventType.STEP_START:
-                begun[event.step_key] = entry.timestamp
-            elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
-                steps[event.step_key] = entry.timestamp - begun.get(event.step_key, entry.timestamp)
-    return seconds, steps
+
+        def execute(name: str) -> None:
+            start = time.perf_counter()
+            result = defs.resolve_job_def("scv_refresh").execute_in_process(
+                instance=instance, resources={"scv": ScvResource(home=str(home))}, raise_on_error=False,
+                run_config=quiet)
+            seconds = time.perf_counter() - start
+            if not result.success:
+                raise RuntimeError(f"scv_refresh ({name}) failed: "
+                                   f"{[e.message for e in result.all_events if e.is_failure]}")
+            begun: dict[str, float] = {}
+            steps: dict[str, float] = {}
+            for entry in instance.all_logs(result.run_id):
+                event = entry.dagster_event
+                if event is None or not event.step_key:
+                    continue
+                if event.event_type == dg.DagsterEventType.STEP_START:
+                    begun[event.step_key] = entry.timestamp
+                elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+                    steps[event.step_key] = entry.timestamp - begun.get(event.step_key, entry.timestamp)
+            runs[name] = (seconds, steps)
+
+        execute("base")
+        _deliver(delta, home / "landing")
+        with _next_day():
+            execute("next day")
+    return runs
+
+
+def _deliver(delta: Path, landing: Path) -> None:
+    """The next day's files land (copied, so a kept --work folder can be run again)."""
+    for path in sorted(p for p in delta.rglob("*") if p.is_file()):
+        target = landing / path.relative_to(delta)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+
+
+@contextmanager
+def _next_day() -> Iterator[None]:
+    """``SCV_AS_OF`` one day on, as a nightly run sees it, and back afterwards."""
+    base_day = os.environ["SCV_AS_OF"]
+    os.environ["SCV_AS_OF"] = (date.fromisoformat(base_day) + timedelta(days=1)).isoformat()
+    try:
+        yield
+    finally:
+        os.environ["SCV_AS_OF"] = base_day
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -298,17 +332,9 @@ def _run(args, people: int, work: Path, out: dict, say) -> None:
             splink_res, ours_identity = _splink_section(ds, sampler, out, say, full_acc)
 
         # 4. Incremental run.
-        for path in sorted(p for p in ds.delta.rglob("*") if p.is_file()):
-            target = ds.landing / path.relative_to(ds.delta)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)  # copied, so a kept --work folder can be run again
-        # ... delivered the next day: the analytics date moves on by one, as in a nightly run
-        base_day = os.environ["SCV_AS_OF"]
-        os.environ["SCV_AS_OF"] = (date.fromisoformat(base_day) + timedelta(days=1)).isoformat()
-        try:
+        _deliver(ds.delta, ds.landing)
+        with _next_day():  # delivered the next day: the analytics date moves on by one, as in a nightly run
             inc, inc_sec = measured_pass("incremental", "bench-incremental", "Incremental run")
-        finally:
-            os.environ["SCV_AS_OF"] = base_day
         if inc is None:
             return
         inc_acc = evaluate_published(ds.home, ds.truth)
@@ -341,21 +367,33 @@ def _run(args, people: int, work: Path, out: dict, say) -> None:
         # 3b. Naive pipeline, on the base files only.
         naive = _naive_section(ds, args, keyring, work, sampler, out, say, full) if baselines else None
 
-        # 6. The real Dagster job.
+        # 6. The real Dagster job, the base delivery and then the next night's.
+        dagster = None
         if args.dagster:
             with sampler.section("dagster") as dag_sec:
-                seconds, steps = run_dagster_job(ds.landing, work / "dagster-home")
-            out["dagster"] = {"seconds": seconds, "steps": steps, "peak_rss": dag_sec.peak_rss}
-            say("## The real Dagster job (`scv_refresh`: assets + blocking checks) on the base delivery\n")
-            say(f"{seconds:,.2f} s wall ({ds.base_rows / seconds:,.0f} rows/s) vs {full.total:,.2f} s for the same "
-                f"stages called directly: orchestration and checks add {seconds - full.total:,.2f} s; "
-                f"peak RSS {_gb(dag_sec.peak_rss)}. Slowest steps (assets and checks):\n")
-            slowest = sorted(steps.items(), key=lambda kv: -kv[1])[:10]
-            say(_table(["step", "seconds"], [[k, _fmt_s(v)] for k, v in slowest])
-                + f"\n\nAll {len(steps)} steps: {sum(steps.values()):,.2f} s; the rest is Dagster's own work.\n")
+                dagster = run_dagster_job(ds.landing, ds.delta, work / "dagster-home")
+            _dagster_section(dagster, dag_sec, ds, full, inc, out, say)
 
     out["max_rss_lifetime"] = max_rss_lifetime()
-    _targets(ds, full, full_sec, inc, share, phones, naive, splink_res, ours_identity, full_acc, say, out)
+    _targets(ds, full, full_sec, inc, share, phones, naive, splink_res, ours_identity, full_acc, dagster, say,
+             out)
+
+
+def _dagster_section(runs: dict, section: Section, ds: Dataset, full, inc, out: dict, say) -> None:
+    (base, base_steps), (night, night_steps) = runs["base"], runs["next day"]
+    out["dagster"] = {"seconds": base, "steps": base_steps, "next_day_seconds": night, "next_day_steps": night_steps,
+                      "peak_rss": section.peak_rss}
+    say("## The real Dagster job (`scv_refresh`: assets + blocking checks)\n")
+    say(f"Base delivery: {base:,.2f} s wall ({ds.base_rows / base:,.0f} rows/s) vs {full.total:,.2f} s for the "
+        f"same stages called directly: orchestration and checks add {base - full.total:,.2f} s. The next night "
+        f"(the 1% delta, the date one day on): {night:,.2f} s vs {inc.total:,.2f} s called directly "
+        f"(+{night - inc.total:,.2f} s), **{night / base:.1%}** of the base run. Peak RSS "
+        f"{_gb(section.peak_rss)}. Slowest steps (assets and checks):\n")
+    slowest = sorted(base_steps, key=lambda k: -base_steps[k])[:12]
+    say(_table(["step", "base s", "next night s"],
+               [[k, _fmt_s(base_steps[k]), _fmt_s(night_steps.get(k))] for k in slowest])
+        + f"\n\nAll {len(base_steps)} steps: {sum(base_steps.values()):,.2f} s (next night "
+          f"{sum(night_steps.values()):,.2f} s); the rest is Dagster's own work.\n")
 
 
 def _report_failure(title: str, failed, section: Section, out: dict, say) -> None:
@@ -468,7 +506,8 @@ def _naive_section(ds: Dataset, args, keyring, work: Path, sampler: RssSampler, 
     return res
 
 
-def _targets(ds, full, full_sec, inc, share, phones, naive, splink_res, ours_identity, full_acc, say, out) -> None:
+def _targets(ds, full, full_sec, inc, share, phones, naive, splink_res, ours_identity, full_acc, dagster, say,
+             out) -> None:
     """Issue 8's targets, met or not, with the measurement behind each."""
     def verdict(ok: bool | None) -> str:
         return "n/a" if ok is None else ("met" if ok else "**not met**")
@@ -495,6 +534,13 @@ def _targets(ds, full, full_sec, inc, share, phones, naive, splink_res, ours_ide
                      verdict(ratio >= TARGET_SPLINK_RATIO and better)])
     rows.append(["1% incremental <= 10% of the full build", f"{share:.1%} ({inc.total:,.1f} s / {full.total:,.1f} s)",
                  verdict(share <= TARGET_INCREMENTAL_SHARE)])
+    if dagster is not None:
+        base, night = dagster["base"][0], dagster["next day"][0]
+        rows.insert(1, ["... the same with the real Dagster job, every gate included",
+                        f"{base:,.1f} s", verdict(base <= TARGET_E2E_SECONDS_10M if at_10m else None)])
+        rows.append(["... the same with the real Dagster job, every gate included",
+                     f"{night / base:.1%} ({night:,.1f} s / {base:,.1f} s)",
+                     verdict(night / base <= TARGET_INCREMENTAL_SHARE)])
     fast = phones[-1]
     agree = min(p.agreement for p in phones)
     rows.append([">= 1M phone strings/s on the fast path, 100% agreement",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib.util
 import time
 
+import duckdb
+
 from benchmarks.run import main
 
 
@@ -22,7 +24,7 @@ def test_benchmark_smoke(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("SCV_MASTER_KEY", raising=False)
 
     out = main(["--people", "300", "--seed", "3", "--work", str(tmp_path / "bench"), "--baselines", "on",
-                "--phones-common", "20000", "--json", str(tmp_path / "bench.json")])
+                "--phones-common", "20000", "--dagster", "--json", str(tmp_path / "bench.json")])
     printed = capsys.readouterr().out
 
     data, full, inc = out["data"], out["full"], out["incremental"]
@@ -56,9 +58,22 @@ def test_benchmark_smoke(tmp_path, monkeypatch, capsys):
     if importlib.util.find_spec("splink") is not None:
         assert out["splink"]["records"] == full["records"] and out["splink"]["accuracy"]["f1"] > 0
 
+    # The real job ran twice: the base delivery, then the next night's files alone.
+    dag = out["dagster"]
+    assert dag["seconds"] > 0 and dag["next_day_seconds"] > 0
+    assert "staging" in dag["steps"] and "staging" in dag["next_day_steps"]
+    job_home = tmp_path / "bench" / "dagster-home"
+    with duckdb.connect(str(job_home / "warehouse.duckdb"), read_only=True) as con:
+        by_night = dict(con.execute("""
+            SELECT run_id = (SELECT max_by(run_id, ingested_at) FROM staging.file_ledger), sum(rows_delivered)
+            FROM staging.file_ledger GROUP BY ALL""").fetchall())
+        as_of = con.execute("SELECT max(snapshot_date) FROM mart.customer_profile").fetchall()[0][0]
+    assert by_night == {False: data["base_rows"], True: data["delta_rows"]}
+    assert str(as_of) == "2026-11-24"  # the nightly run's analytics date moved on by a day
+
     for heading in ("## Full build", "| stage | wall s | CPU s | rows | rows/s (wall) |", "**end-to-end**",
                     "## Incremental run", "## Accuracy against the ground truth", "## Phone normalisation",
-                    "## Naive pipeline", "## Targets (issue 8)"):
+                    "## Naive pipeline", "## The real Dagster job", "## Targets (issue 8)"):
         assert heading in printed
     assert (tmp_path / "bench.json").exists()
 

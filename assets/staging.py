@@ -6,6 +6,7 @@ from collections import Counter
 
 import dagster as dg
 
+from assets import quality
 from assets.landing.formats import FORMATS, FileFormat
 from assets.landing.load import check_token_key, ingest_types
 from pipelines.resources import ScvResource
@@ -75,6 +76,7 @@ def staging(context: dg.AssetExecutionContext, scv: ScvResource):
 
     Each type is still its own asset (own metadata, checks and lineage); a run may select any of them.
     """
+    quality.preload_gx()  # the checks after this step need GX: import it while this step waits on I/O
     selected = [fmt for fmt in FORMATS if _key(fmt) in context.selected_asset_keys]
     keyring = scv.keyring()
     con = scv.connect(context.run_id)

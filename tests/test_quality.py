@@ -207,3 +207,27 @@ def test_timestamp_bounds_follow_the_clock():
     bounds = {e.column: e.max_value for e in rules.expectations
               if e.expectation_type == "expect_column_values_to_be_between"}
     assert bounds["event_at"] == datetime(2030, 1, 2, tzinfo=UTC) and "resolved_at" in bounds
+
+
+def test_gx_is_preloaded_once_in_the_background_and_usable_after():
+    """The staging step starts GX's import early; the checks after it find GX ready and working."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from assets import quality
+assert "great_expectations" not in sys.modules, "importing the quality module must not import GX"
+quality.preload_gx()
+first = quality._preload
+quality.preload_gx()
+assert quality._preload is first, "a second call must not start a second import"
+first.join(120)
+assert "great_expectations" in sys.modules
+import pandas as pd
+rules = quality.column_names_suite("preload_probe")
+assert quality.validate(pd.DataFrame({"column_name": ["phone_token"]}), rules).passed
+assert not quality.validate(pd.DataFrame({"column_name": ["phone"]}), rules).passed
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

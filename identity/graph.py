@@ -615,6 +615,9 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
 
 
+# How many records each identifier links comes from one grouped join, not a correlated subquery: DuckDB
+# decorrelates that into a plan that builds the whole view before a ``WHERE customer_id = ...`` applies
+# (11.4 s for one customer at 10M records, 0.7 s with the join).
 EXPLAIN_VIEW = """
 CREATE OR REPLACE VIEW identity.customer_explain AS
 SELECT rc.customer_id, rc.record_type, rc.record_id, rc.channel, rc.matched_by, r.event_at, t.kind,
@@ -622,14 +625,14 @@ SELECT rc.customer_id, rc.record_type, rc.record_id, rc.channel, rc.matched_by, 
        CASE WHEN NOT i.links AND t.kind IN ('name', 'gender') THEN 'guard attribute'
             WHEN rj.reason IS NOT NULL THEN 'rejected: ' || rj.reason || coalesce(' (' || rj.detail || ')', '')
             WHEN d.reason IS NOT NULL THEN 'dropped: ' || d.reason
-            ELSE 'links ' || (SELECT count(*) FROM identity.record_links l2 WHERE l2.iid = i.iid)
-                 || ' records' END AS status
+            ELSE 'links ' || coalesce(n.records, 0) || ' records' END AS status
 FROM identity.record_customer rc
 JOIN identity.records r USING (record_type, record_id)
 LEFT JOIN identity.record_identifiers i USING (rk)
 LEFT JOIN identity.identifier_tokens t USING (iid)
 LEFT JOIN identity.rejected_identifiers rj ON rj.kind = t.kind AND rj.value = t.value
 LEFT JOIN identity.dropped_links d ON d.rk = r.rk AND d.kind = t.kind AND d.value = t.value
+LEFT JOIN (SELECT iid, count(*) AS records FROM identity.record_links GROUP BY iid) n ON n.iid = i.iid
 """
 
 

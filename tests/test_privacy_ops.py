@@ -43,9 +43,16 @@ def test_lookup_and_explain(built):
     assert out.exit_code == 0, out.output
     assert "members:VIP0010001" in out.output and "member_card" in out.output
     con = duckdb.connect(str(built / "warehouse.duckdb"), read_only=True)
-    statuses = {r[0] for r in con.execute("SELECT status FROM identity.customer_explain WHERE customer_id = ?",
-                                          [cid]).fetchall()}
-    assert any(s.startswith("links ") for s in statuses)
+    linked = set(con.execute("""SELECT record_type, record_id, kind, status FROM identity.customer_explain
+                                WHERE customer_id = ? AND status LIKE 'links %'""", [cid]).fetchall())
+    # each surviving link says how many records its identifier ties together, counted from the link table
+    expected = set(con.execute("""
+        SELECT rc.record_type, rc.record_id, t.kind, 'links ' || count(*) OVER (PARTITION BY l.iid) || ' records'
+        FROM identity.record_links l JOIN identity.identifier_tokens t USING (iid)
+        JOIN identity.records r USING (rk) JOIN identity.record_customer rc USING (record_type, record_id)
+        QUALIFY rc.customer_id = ?""", [cid]).fetchall())
+    assert linked == expected
+    assert any(status != "links 1 records" for *_, status in linked)  # Zhang's phone ties several records
 
 
 def test_reveal_decrypts_and_audits(built):

@@ -29,7 +29,11 @@ PLACEHOLDERS = frozenset({"13800138000", "12345678901", "13888888888", "13000000
                           "13800000000", "13900000000", "10000000000", "01234567890"})
 
 _CN_MOBILE = phonenumbers.PhoneMetadata.metadata_for_region(DEFAULT_REGION).mobile.national_number_pattern
-_FAST = rf"^(?:\+86|0086|86)?((?:{_CN_MOBILE}))$"
+# Polars' ``\d`` is any script's digit, and the fast path copies the digits it matched into the E.164 form;
+# ``phonenumbers`` reads other scripts' digits as ASCII ones. ASCII digits only here: a number written
+# partly in, say, Arabic-Indic digits goes to the reference, which spells it as phonenumbers does.
+_CN_MOBILE_ASCII = _CN_MOBILE.replace("\\d", "[0-9]")
+_FAST = rf"^(?:\+86|0086|86)?((?:{_CN_MOBILE_ASCII}))$"
 _STRIP = r"[\s\-()]"
 _SCI = re.compile(r"\+?(\d)\.(\d+)[eE]\+?(\d+)")
 _VIRTUAL = re.compile(r"(?:\+?86|0086)?[\s-]*1\d{10}\s*(?:-|转|#|,|ext\.?)\s*\d{1,6}", re.IGNORECASE)

@@ -75,6 +75,9 @@ def _messy_corpus(n: int, seed: int = 11) -> list[str | None]:
             national[:3] + "****" + national[-4:], national + "-" + str(rng.randint(1000, 9999)),
             f"{national[0]}.{national[1:]}E+{len(national) - 1}", f"{national[0]}.{national[1:6]}E+10",
             "+852 " + national[-8:], "+1 415 555 " + national[-4:], "", None, national[0] * 11,
+            # digits of other scripts, which phonenumbers reads as ASCII ones (Arabic-Indic, Devanagari)
+            national[:3] + national[3:].translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),
+            national.translate(str.maketrans("0123456789", "०१२३४५६७८९")),
         ])
         out.append(spelled)
     return out

@@ -99,5 +99,15 @@ def test_reference_matches_phonenumbers_for_every_valid_result():
 
 
 def test_common_mainland_spellings_take_the_fast_path():
-    common = pl.Series(["13900139001", "+8613900139001", "139-0013-9001", "0086 139 0013 9001"] * 100)
+    common = pl.Series(["13900139001", "+8613900139001", "139-0013-9001", "0086 139 0013 9001",
+                        "010-12345678", "0755-8765 4321", "(021)62345678"] * 100)
     assert fast_path_share(common) == 1.0
+
+
+def test_landlines_the_fast_path_cannot_vouch_for_go_to_the_reference():
+    # valid as a mobile once the trunk 0 is gone, a placeholder, too short, other scripts' digits
+    doubtful = pl.Series(["013812345678", "01234567890", "0-2222222", "010-1234567", "010-١٢٣٤٥٦٧٨"])
+    assert fast_path_share(doubtful) == 0.0
+    got = normalize_phones(doubtful).rows()
+    assert got == [reference_normalize(v) for v in doubtful]
+    assert got[0] == ("+8613812345678", "ok", True)

@@ -29,12 +29,18 @@ PLACEHOLDERS = frozenset({"13800138000", "12345678901", "13888888888", "13000000
                           "13800000000", "13900000000", "10000000000", "01234567890"})
 
 _CN = phonenumbers.PhoneMetadata.metadata_for_region(DEFAULT_REGION)
+
+
+def _ascii_digits(pattern: str) -> str:
+    """A ``phonenumbers`` pattern for Polars, its ``\\d`` (any script's digit there) as ``[0-9]``."""
+    return pattern.replace("\\d", "[0-9]")
+
+
 _CN_MOBILE = _CN.mobile.national_number_pattern
 # Polars' ``\d`` is any script's digit, and the fast path copies the digits it matched into the E.164 form;
 # ``phonenumbers`` reads other scripts' digits as ASCII ones. ASCII digits only here: a number written
 # partly in, say, Arabic-Indic digits goes to the reference, which spells it as phonenumbers does.
-_CN_MOBILE_ASCII = _CN_MOBILE.replace("\\d", "[0-9]")
-_FAST = rf"^(?:\+86|0086|86)?((?:{_CN_MOBILE_ASCII}))$"
+_FAST = rf"^(?:\+86|0086|86)?((?:{_ascii_digits(_CN_MOBILE)}))$"
 _STRIP = r"[\s\-()]"
 _SCI = re.compile(r"\+?(\d)\.(\d+)[eE]\+?(\d+)")
 _VIRTUAL = re.compile(r"(?:\+?86|0086)?[\s-]*1\d{10}\s*(?:-|转|#|,|ext\.?)\s*\d{1,6}", re.IGNORECASE)
@@ -95,8 +101,7 @@ def reference_normalize(raw: str | None) -> tuple[str | None, str, bool]:
 def _matches(national: pl.Expr, desc) -> pl.Expr:
     """``phonenumbers``' test of a national number against a number description (its possible lengths,
     then its pattern in full), as a Polars expression over ASCII digits."""
-    pattern = desc.national_number_pattern.replace("\\d", "[0-9]")
-    fits = national.str.contains(rf"^(?:{pattern})$")
+    fits = national.str.contains(rf"^(?:{_ascii_digits(desc.national_number_pattern)})$")
     return national.str.len_chars().is_in(list(desc.possible_length)) & fits if desc.possible_length else fits
 
 
@@ -111,16 +116,15 @@ def _landline_expr(compact: pl.Expr) -> pl.Expr:
     distinct ``0xx-xxxxxxxx`` numbers, which took ``phonenumbers`` one at a time.
     """
     national = compact.str.extract(r"^0([1-9][0-9]{6,10})$", 1)
-    same_digits = national.str.contains("^(?:" + "|".join(f"{d}+" for d in range(10)) + ")$")
     sure = (_matches(national, _CN.general_desc) & _matches(national, _CN.fixed_line)
-            & ~_matches(national, _CN.mobile) & ~same_digits
-            & ~national.is_in(list(PLACEHOLDERS)) & ~compact.is_in(list(PLACEHOLDERS)))
+            & ~_matches(national, _CN.mobile) & ~_placeholder_expr(national) & ~_placeholder_expr(compact))
     return pl.when(sure).then(national)
 
 
 def _placeholder_expr(national: pl.Expr) -> pl.Expr:
-    same = pl.any_horizontal([national == str(d) * 11 for d in range(10)])
-    return national.is_in(list(PLACEHOLDERS)) | same
+    """:func:`_is_placeholder` over a column: a listed placeholder, or seven or more of one digit."""
+    same = national.str.contains("^(?:" + "|".join(f"{d}+" for d in range(10)) + ")$")
+    return national.is_in(list(PLACEHOLDERS)) | ((national.str.len_chars() >= 7) & same)
 
 
 def normalize_phones(raw: pl.Series) -> pl.DataFrame:

@@ -9,9 +9,11 @@ import dagster as dg
 from assets import quality
 from assets.landing.formats import FORMATS, FileFormat
 from assets.landing.load import check_token_key, ingest_types
+from assets.landing.stage import STAGE_PARTS
 from pipelines.resources import ScvResource
 
 OWNERS = ["team:data-engineering"]
+TIMED_PARTS = ("read", "stage", *STAGE_PARTS, "wait", "write", "merge")
 
 
 def _metadata(reports, seconds: float, con, fmt: FileFormat) -> dict:
@@ -42,6 +44,10 @@ def _metadata(reports, seconds: float, con, fmt: FileFormat) -> dict:
             {r.file_name: {"extra": r.extra_columns, "missing": r.missing_columns}
              for r in reports if r.extra_columns or r.missing_columns}),
         "seconds": round(seconds, 3),
+        # where the time went (summed over the files): reading, staging and its parts, the writer
+        "seconds_by_part": dg.MetadataValue.json(
+            {part: round(sum(r.seconds.get(part, 0.0) for r in reports), 3) for part in TIMED_PARTS
+             if any(part in r.seconds for r in reports)}),
     }
 
 

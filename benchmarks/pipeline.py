@@ -7,31 +7,26 @@ numbers are the pipeline's, minus Dagster's own run overhead and the asset check
 (a few COUNT queries). ``--dagster`` in ``benchmarks.run`` times the real job too.
 
 Ingest is split by what :func:`~assets.landing.load.ingest_types` records per file:
-seconds reading and staging it (in a worker process or here), and the writer's
-seconds waiting for it and writing it. With workers the first two overlap the
-writer, so they do not add up to the ingest's wall time. For files prepared here,
-:class:`Probe` also wraps ``normalize_phones``, ``encrypt_series`` and the DuckDB
-connection that computes HMAC tokens, and ``merge_delivery`` in the writer;
-if a refactor renames one of them the split reports it as not measured.
+seconds reading and staging it, with staging's parts (phones, the other fields,
+tokens, encryption: ``assets.landing.stage.STAGE_PARTS``), wherever the file was
+prepared (a worker process or here), and the writer's seconds waiting for it and
+writing it (of which merging its rows into ``_latest``). With workers the preparing
+overlaps the writer, so the parts do not add up to the ingest's wall time.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
-from unittest import mock
 
-import assets.landing.load as load_module
-import assets.landing.stage as stage_module
 from assets.downstream import identity_sources, present_types
 from assets.landing.formats import FORMATS
 from assets.landing.load import check_token_key, ingest_types
+from assets.landing.stage import STAGE_PARTS
 from assets.marts.exports import write_exports
 from assets.marts.profile import MartConfig, build_profile
 from assets.marts.views import create_views
@@ -42,70 +37,6 @@ from pipelines.resources import as_of_date
 from pipelines.warehouse import Layout, open_build, publish
 from privacy.audit import create_privacy_views
 from privacy.keys import Keyring
-
-
-class Probe:
-    """Adds up the wall time spent in named functions while it is active."""
-
-    def __init__(self) -> None:
-        self.seconds: Counter[str] = Counter()
-        self.calls: Counter[str] = Counter()
-
-    def _timed(self, key: str, fn):
-        @wraps(fn)
-        def wrapper(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.seconds[key] += time.perf_counter() - start
-                self.calls[key] += 1
-
-        return wrapper
-
-    def _timed_duckdb(self, real_duckdb):
-        """A stand-in for the ``duckdb`` module whose connections time themselves until closed."""
-        probe = self
-
-        class TimedConnection:
-            def __init__(self, con) -> None:
-                self._con, self._start = con, time.perf_counter()
-
-            def __getattr__(self, name):
-                return getattr(self._con, name)
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                self.close()
-
-            def close(self) -> None:
-                self._con.close()
-                probe.seconds["tokenise"] += time.perf_counter() - self._start
-                probe.calls["tokenise"] += 1
-
-        class TimedDuckdb:
-            def __getattr__(self, name):
-                return getattr(real_duckdb, name)
-
-            @staticmethod
-            def connect(*args, **kwargs):
-                return TimedConnection(real_duckdb.connect(*args, **kwargs))
-
-        return TimedDuckdb()
-
-    @contextmanager
-    def active(self) -> Iterator[Probe]:
-        targets = [(stage_module, "normalize_phones", "phones"), (stage_module, "encrypt_series", "encrypt"),
-                   (load_module, "merge_delivery", "current")]
-        with ExitStack() as stack:
-            for module, name, key in targets:
-                if hasattr(module, name):
-                    stack.enter_context(mock.patch.object(module, name, self._timed(key, getattr(module, name))))
-            if hasattr(stage_module, "duckdb"):
-                stack.enter_context(mock.patch.object(stage_module, "duckdb", self._timed_duckdb(stage_module.duckdb)))
-            yield self
 
 
 @dataclass
@@ -142,7 +73,7 @@ class PassResult:
     stages: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
     ingest: list[IngestType] = field(default_factory=list)
-    ingest_parts: dict[str, float | None] = field(default_factory=dict)
+    ingest_parts: dict[str, float] = field(default_factory=dict)
     landing_rows: int = 0  # rows delivered in the files this pass ingested
     records: int = 0  # current staging records resolved by identity
     customers: int = 0
@@ -194,21 +125,20 @@ def run_pass(home: Path, keyring: Keyring, run_id: str, now: datetime | None = N
         for name, value in (duckdb_settings or {}).items():
             con.execute(f"SET {name} = '{value}'")
 
-    probe = Probe()
     with result.stage("ingest"):
         check_token_key(con, keyring)
-        with probe.active():
-            by_type = ingest_types(con, layout.landing, FORMATS, keyring, run_id, now)
+        by_type = ingest_types(con, layout.landing, FORMATS, keyring, run_id, now)
     for fmt in FORMATS:
         reports = by_type[fmt.record_type]
         item = IngestType(fmt.record_type, len(reports), sum(r.delivered for r in reports),
                           sum(r.loaded for r in reports), sum(r.quarantined for r in reports),
                           sum(r.writer_seconds for r in reports),
                           sum(r.prepared_in_worker for r in reports))
-        item.parts = {k: sum(r.seconds.get(k, 0.0) for r in reports) for k in ("read", "stage", "wait", "write")}
+        item.parts = {k: sum(r.seconds.get(k, 0.0) for r in reports)
+                      for k in ("read", "stage", *STAGE_PARTS, "wait", "write", "merge")}
         result.ingest.append(item)
     result.landing_rows = sum(i.rows for i in result.ingest)
-    result.ingest_parts = _split_ingest(result.ingest, probe)
+    result.ingest_parts = _split_ingest(result.ingest)
 
     with result.stage("identity"):
         stats = resolve(con, identity_sources(con), IdentityConfig.load(), run_id, now)
@@ -229,23 +159,13 @@ def run_pass(home: Path, keyring: Keyring, run_id: str, now: datetime | None = N
     return result
 
 
-def _split_ingest(items: list[IngestType], probe: Probe) -> dict[str, float | None]:
-    """Ingest as read / stage (wherever files were prepared) and the writer's wait / write; None where unseen.
-
-    Phones, tokens and encryption are split out of staging only for files prepared in this
-    process: the probe does not reach into worker processes.
-    """
+def _split_ingest(items: list[IngestType]) -> dict[str, float]:
+    """Ingest as read / stage and its parts (wherever files were prepared) and the writer's wait / write."""
     def total(key: str) -> float:
         return sum(i.parts.get(key, 0.0) for i in items)
 
-    def seen(key: str) -> float | None:
-        return probe.seconds[key] if probe.calls[key] else None
-
-    parts = {"read": total("read"), "stage (normalise, tokenise, encrypt)": total("stage"),
-             "&nbsp;&nbsp;of which phones": seen("phones"), "&nbsp;&nbsp;of which tokenise": seen("tokenise"),
-             "&nbsp;&nbsp;of which encrypt": seen("encrypt"),
-             "writer: waiting for (in-process: preparing) files": total("wait"),
-             "writer: merge, quarantine, ledger": total("write")}
-    if probe.calls["current"]:  # load.merge_delivery: writing the rows into _latest / _superseded
-        parts["&nbsp;&nbsp;of which merge into _latest"] = seen("current")
-    return parts
+    return {"read": total("read"), "stage (normalise, tokenise, encrypt)": total("stage"),
+            **{f"&nbsp;&nbsp;of which {part}": total(part) for part in STAGE_PARTS},
+            "writer: waiting for (in-process: preparing) files": total("wait"),
+            "writer: merge, quarantine, ledger": total("write"),
+            "&nbsp;&nbsp;of which merge into _latest": total("merge")}

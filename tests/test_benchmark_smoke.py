@@ -40,9 +40,11 @@ def test_benchmark_smoke(tmp_path, monkeypatch, capsys):
     parts = dict(full["ingest_parts"])
     assert all(v is not None and v >= 0 for v in parts.values()), parts
     read, stage = parts.pop("read"), parts.pop("stage (normalise, tokenise, encrypt)")
-    assert sum(v for k, v in parts.items() if "of which" in k and "merge" not in k) <= stage
+    staged = [v for k, v in parts.items() if "of which" in k and "merge" not in k]
+    assert len(staged) == 4 and all(v > 0 for v in staged) and sum(staged) <= stage
     waited = parts["writer: waiting for (in-process: preparing) files"]
     wrote = parts["writer: merge, quarantine, ledger"]
+    assert 0 < parts["&nbsp;&nbsp;of which merge into _latest"] <= wrote
     assert read + stage <= waited and waited + wrote <= full["stages"]["ingest"]
     assert not any(item["in_workers"] for item in out["full"]["ingest_by_type"])
 

@@ -187,6 +187,9 @@ def test_a_run_may_load_a_single_file_type(scv_home):
     assert event.asset_key == dg.AssetKey(["staging", "members"])
     metadata = event.step_materialization_data.materialization.metadata
     assert metadata["new_files"].value == 2 and metadata["rows_loaded"].value > 0
+    seconds = metadata["seconds_by_part"].value  # where the step's time went, for whoever watches the runs
+    assert set(seconds) == {"read", "stage", "phones", "other fields", "tokenise", "encrypt", "wait", "write", "merge"}
+    assert 0 < seconds["phones"] + seconds["tokenise"] + seconds["encrypt"] <= seconds["stage"]
 
 
 def _evaluations(result) -> dict:

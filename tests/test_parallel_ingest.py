@@ -12,6 +12,7 @@ import pytest
 from assets.landing import prepare
 from assets.landing.formats import BY_TYPE, FORMATS
 from assets.landing.load import ingest_types
+from assets.landing.stage import STAGE_PARTS
 from privacy.crypto import decrypt_value
 from tests.conftest import NOW, SAMPLE_LANDING
 
@@ -22,6 +23,11 @@ def _ingest(landing, keyring, workers: int, monkeypatch) -> duckdb.DuckDBPyConne
     reports = ingest_types(con, landing, FORMATS, keyring, "run-1", NOW)
     loaded = [r for reps in reports.values() for r in reps if r.status == "loaded"]
     assert len(loaded) == 12 and all(r.prepared_in_worker == (workers > 0) for r in loaded)
+    # staging times its parts wherever it ran, so a worker's file reports them too
+    for rep in (r for r in reports["members"] if r.status == "loaded"):
+        parts = [rep.seconds[part] for part in STAGE_PARTS]
+        assert all(p > 0 for p in parts) and sum(parts) <= rep.seconds["stage"], rep.seconds
+        assert 0 < rep.seconds["merge"] <= rep.seconds["write"]
     return con
 
 

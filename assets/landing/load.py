@@ -73,7 +73,8 @@ class FileReport:
     message: str = ""
     missing_columns: list[str] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)  # read, stage (where prepared), wait, write
+    # read, stage and its parts (where prepared), wait, write, and merge (part of write: the rows into _latest)
+    seconds: dict[str, float] = field(default_factory=dict)
     prepared_in_worker: bool = False
 
     @property
@@ -297,7 +298,9 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
             pl.Series("raw_redacted", [_shape_only(raw, fmt) for raw in bad["raw"]], dtype=pl.String)),
         erased,
     ])
+    merge_start = time.perf_counter()
     merge_delivery(con, fmt.record_type, good)
+    merged = time.perf_counter() - merge_start
     if rejected.height:
         con.register("rejected", rejected)
         con.execute(
@@ -305,8 +308,8 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, key
             [fmt.record_type, path.name, run_id, now])
         con.unregister("rejected")
     rep = FileReport(path.name, "loaded", read.delivered, good.height, rejected.height,
-                     missing_columns=read.missing_columns, extra_columns=read.extra_columns, seconds=read.seconds,
-                     prepared_in_worker=read.in_worker)
+                     missing_columns=read.missing_columns, extra_columns=read.extra_columns,
+                     seconds=read.seconds | {"merge": merged}, prepared_in_worker=read.in_worker)
     if rep.delivered != rep.loaded + rep.quarantined:  # an accounting bug must never pass silently
         raise AssertionError(f"{path.name}: {rep.delivered} delivered != {rep.loaded} loaded + {rep.quarantined}")
     _ledger(con, fmt, path, stat, sha, rep, seq, run_id, now)

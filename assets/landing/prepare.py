@@ -60,7 +60,7 @@ class Prepared:
     delivered: int
     missing_columns: list[str] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)  # read, stage
+    seconds: dict[str, float] = field(default_factory=dict)  # read, stage and its parts (STAGE_PARTS)
     in_worker: bool = False
     spooled: Path | None = None  # where a worker left ``good`` (an Arrow IPC file) until the writer loads it
 
@@ -80,9 +80,10 @@ def prepare_file(path: Path, fmt: FileFormat, keyring: Keyring) -> Prepared:
     start = time.perf_counter()
     read = read_file(path, fmt)
     read_done = time.perf_counter()
-    good, bad = stage_frame(read.frame, fmt, keyring)
-    return Prepared(good, bad, read.rejected, read.delivered, read.missing_columns, read.extra_columns,
-                    {"read": read_done - start, "stage": time.perf_counter() - read_done})
+    seconds = {"read": read_done - start}
+    good, bad = stage_frame(read.frame, fmt, keyring, seconds)
+    seconds["stage"] = time.perf_counter() - read_done
+    return Prepared(good, bad, read.rejected, read.delivered, read.missing_columns, read.extra_columns, seconds)
 
 
 def _prepare_in_worker(path: Path, record_type: str, keyring: Keyring, spool: Path) -> Prepared:

@@ -51,6 +51,13 @@ def record_customer(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.M
         "cluster_sizes": dg.MetadataValue.md(
             "| records per customer | customers |\n|---|---|\n"
             + "".join(f"| {b} | {n} |\n" for b, n in diag["cluster_sizes"])),
+        "largest_customers": dg.MetadataValue.md(
+            "| customer_id | records | channels |\n|---|---|---|\n"
+            + "".join(f"| {c} | {n} | {ch} |\n" for c, n, ch in diag["largest_clusters"])),
+        # the identifiers tying the most records, by kind and token prefix (a keyed hash: never the value)
+        "most_connected_identifiers": dg.MetadataValue.md(
+            "| kind | token prefix | records |\n|---|---|---|\n"
+            + "".join(f"| {k} | {t} | {n} |\n" for k, t, n in diag["most_connected_identifiers"])),
         "rejected_by_reason": dg.MetadataValue.md(
             "| kind | reason | identifiers | records |\n|---|---|---|---|\n"
             + "".join(f"| {k} | {r} | {n} | {m} |\n" for k, r, n, m in diag["rejected_identifiers"])),

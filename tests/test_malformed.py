@@ -418,10 +418,10 @@ def test_an_unforeseen_error_fails_only_its_file_says_no_plaintext_and_is_retrie
     (landing / "service" / "tickets-2.csv").write_text(TICKETS + ROW.format(2))
     real = load.stage_frame
 
-    def fragile(frame: pl.DataFrame, fmt, ring):
+    def fragile(frame: pl.DataFrame, fmt, ring, *timings):
         if "T2" in frame["ticket_id"].to_list():
             raise ValueError("could not convert '13900139001' for 王小明")  # like Polars, quoting the data
-        return real(frame, fmt, ring)
+        return real(frame, fmt, ring, *timings)
 
     monkeypatch.setattr(load, "stage_frame", fragile)
     con = duckdb.connect()

@@ -437,6 +437,32 @@ def test_an_unforeseen_error_fails_only_its_file_says_no_plaintext_and_is_retrie
     assert [(r.file_name, r.status, r.loaded) for r in reports] == [("tickets-2.csv", "loaded", 1)]
 
 
+def test_a_known_file_copied_again_is_hashed_once_and_never_prepared(tmp_path, keyring, monkeypatch):
+    """A landing folder restored from a backup: every file has a new modification time and the old content."""
+    import os
+
+    import assets.landing.load as load
+
+    landing = tmp_path / "landing"
+    (landing / "service").mkdir(parents=True)
+    first = landing / "service" / "tickets-1.csv"
+    first.write_text(TICKETS + ROW.format(1))
+    con = duckdb.connect()
+    ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run1", NOW)
+    stat = first.stat()
+    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    hashed, to_prepare = [], []
+    real_sha, real_preparer = load.file_sha256, load.Preparer
+    monkeypatch.setattr(load, "file_sha256", lambda p: hashed.append(p.name) or real_sha(p))
+    monkeypatch.setattr(load, "Preparer", lambda files, new, *rest: to_prepare.append(dict(new))
+                        or real_preparer(files, new, *rest))
+    assert ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run2", NOW) == []
+    assert hashed == ["tickets-1.csv"] and to_prepare == [{}]  # workers would have prepared it in full
+    assert ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run3", NOW) == []
+    assert hashed == ["tickets-1.csv"]  # the ledger took the new time: the quick check knows the file again
+    assert con.execute("SELECT count(*) FROM staging.file_ledger").fetchall() == [(1,)]
+
+
 def test_known_files_are_not_read_again_but_a_rewritten_one_is(tmp_path, keyring, monkeypatch):
     import os
 

@@ -228,6 +228,31 @@ def _unchanged_since_ledger(con: duckdb.DuckDBPyConnection, path: Path, stat: os
         [fmt.record_type, path.name, stat.st_size, stat.st_mtime_ns]).fetchall())
 
 
+def _hash_if_touched(con: duckdb.DuckDBPyConnection, path: Path, stat: os.stat_result, fmt: FileFormat,
+                     hashes: dict[Path, tuple[int, int, str]]) -> bool:
+    """Whether a file that fails the quick check only because its modification time moved is one
+    the ledger has loaded (copied again, restored from a backup, touched).
+
+    Only a file the ledger holds under the same name and size is hashed here; its hash goes into
+    ``hashes`` (with the size and time it was taken at) so that loading the file does not read it
+    twice. If the content is the one loaded, the ledger takes the new time: neither this run's
+    workers (which prepare every file the quick check does not know) nor a later run's quick check
+    read it again. Without this, a restored landing folder was prepared in full on every run.
+    """
+    sums = {row[0] for row in con.execute(
+        "SELECT sha256 FROM staging.file_ledger WHERE record_type = ? AND file_name = ? AND size_bytes = ? "
+        "AND status <> 'failed'", [fmt.record_type, path.name, stat.st_size]).fetchall()}
+    if not sums:
+        return False
+    sha = file_sha256(path)
+    hashes[path] = (stat.st_size, stat.st_mtime_ns, sha)
+    if sha not in sums:
+        return False
+    con.execute("UPDATE staging.file_ledger SET mtime_ns = ? WHERE record_type = ? AND file_name = ? AND sha256 = ? "
+                "AND status <> 'failed'", [stat.st_mtime_ns, fmt.record_type, path.name, sha])
+    return True
+
+
 def _shape_only(raw_json: str, fmt: FileFormat) -> str:
     """A staged row rejected by the staging rules, as JSON: the record id kept, every other value only its shape.
 
@@ -244,17 +269,20 @@ def _shape_only(raw_json: str, fmt: FileFormat) -> str:
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, fmt: FileFormat, keyring: Keyring, run_id: str,
-                now: datetime, prepared: Callable[[], Prepared] | None = None) -> FileReport:
+                now: datetime, prepared: Callable[[], Prepared] | None = None,
+                hashed: tuple[int, int, str] | None = None) -> FileReport:
     """Load one landing file (or record why not). Safe to call again: a known file is skipped.
 
     ``prepared`` gives the file read and staged (by a worker process, see
     :class:`~assets.landing.prepare.Preparer`); without it the file is prepared here.
-    It is called only once the ledger says the file is new.
+    It is called only once the ledger says the file is new. ``hashed`` is (size, mtime_ns,
+    sha256) of the file if it was hashed already; used only if the file still has that size and time.
     """
     stat = path.stat()  # one stat for the quick check and the ledger row, so both see the same file
     if _unchanged_since_ledger(con, path, stat, fmt):
         return FileReport(path.name, "known")
-    sha = file_sha256(path)
+    same = hashed is not None and hashed[:2] == (stat.st_size, stat.st_mtime_ns)
+    sha = hashed[2] if same else file_sha256(path)
     known = con.execute(
         "SELECT file_name FROM staging.file_ledger WHERE record_type = ? AND sha256 = ? AND status <> 'failed'",
         [fmt.record_type, sha]).fetchall()
@@ -336,13 +364,16 @@ def ingest_types(con: duckdb.DuckDBPyConnection, landing: Path, formats: Sequenc
         ensure_schema(con, fmt)
         files += [(fmt, path) for path in sorted(landing.glob(fmt.glob))]
     stats = {path: path.stat() for _, path in files}
-    new = {path: stats[path].st_size for fmt, path in files if not _unchanged_since_ledger(con, path, stats[path], fmt)}
+    hashes: dict[Path, tuple[int, int, str]] = {}
+    new = {path: stats[path].st_size for fmt, path in files
+           if not _unchanged_since_ledger(con, path, stats[path], fmt)
+           and not _hash_if_touched(con, path, stats[path], fmt, hashes)}
     reports: dict[str, list[FileReport]] = {fmt.record_type: [] for fmt in formats}
     with Preparer(files, new, keyring, worker_count(sum(new.values())), _database_folder(con)) as preparer:
         asked = time.perf_counter()
         for fmt, path, prepared in preparer:
             waited = time.perf_counter() - asked  # for a worker to finish one of the next files
-            rep = _ingest_in_transaction(con, path, fmt, keyring, run_id, now, prepared)
+            rep = _ingest_in_transaction(con, path, fmt, keyring, run_id, now, prepared, hashes.get(path))
             rep.seconds["wait"] += waited
             if rep.status != "known":
                 reports[fmt.record_type].append(rep)
@@ -356,7 +387,7 @@ def _database_folder(con: duckdb.DuckDBPyConnection) -> Path | None:
     return Path(path[0][0]).parent if path and path[0][0] else None
 
 
-def _ingest_in_transaction(con, path, fmt, keyring, run_id, now, prepared) -> FileReport:
+def _ingest_in_transaction(con, path, fmt, keyring, run_id, now, prepared, hashed=None) -> FileReport:
     """:func:`ingest_file` as one transaction, timing the wait for its preparation apart from the write."""
     waited = 0.0
 
@@ -371,7 +402,7 @@ def _ingest_in_transaction(con, path, fmt, keyring, run_id, now, prepared) -> Fi
     start = time.perf_counter()
     con.execute("BEGIN TRANSACTION")
     try:
-        rep = ingest_file(con, path, fmt, keyring, run_id, now, timed_prepared)
+        rep = ingest_file(con, path, fmt, keyring, run_id, now, timed_prepared, hashed)
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")

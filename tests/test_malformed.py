@@ -437,23 +437,40 @@ def test_an_unforeseen_error_fails_only_its_file_says_no_plaintext_and_is_retrie
     assert [(r.file_name, r.status, r.loaded) for r in reports] == [("tickets-2.csv", "loaded", 1)]
 
 
-def test_a_known_file_copied_again_is_hashed_once_and_never_prepared(tmp_path, keyring, monkeypatch):
-    """A landing folder restored from a backup: every file has a new modification time and the old content."""
-    import os
-
-    import assets.landing.load as load
-
+def _one_ticket_file_loaded(tmp_path, keyring):
+    """A landing folder holding one tickets file, loaded: (landing folder, the file, the connection)."""
     landing = tmp_path / "landing"
     (landing / "service").mkdir(parents=True)
-    first = landing / "service" / "tickets-1.csv"
-    first.write_text(TICKETS + ROW.format(1))
+    path = landing / "service" / "tickets-1.csv"
+    path.write_text(TICKETS + ROW.format(1))
     con = duckdb.connect()
     ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run1", NOW)
-    stat = first.stat()
-    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-    hashed, to_prepare = [], []
-    real_sha, real_preparer = load.file_sha256, load.Preparer
-    monkeypatch.setattr(load, "file_sha256", lambda p: hashed.append(p.name) or real_sha(p))
+    return landing, path, con
+
+
+def _one_second_later(path) -> None:
+    import os
+
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+
+def _files_hashed(monkeypatch) -> list[str]:
+    """The names of the files ingest hashes from now on."""
+    import assets.landing.load as load
+
+    hashed, real = [], load.file_sha256
+    monkeypatch.setattr(load, "file_sha256", lambda p: hashed.append(p.name) or real(p))
+    return hashed
+
+
+def test_a_known_file_copied_again_is_hashed_once_and_never_prepared(tmp_path, keyring, monkeypatch):
+    """A landing folder restored from a backup: every file has a new modification time and the old content."""
+    import assets.landing.load as load
+
+    landing, path, con = _one_ticket_file_loaded(tmp_path, keyring)
+    _one_second_later(path)
+    hashed, to_prepare, real_preparer = _files_hashed(monkeypatch), [], load.Preparer
     monkeypatch.setattr(load, "Preparer", lambda files, new, *rest: to_prepare.append(dict(new))
                         or real_preparer(files, new, *rest))
     assert ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run2", NOW) == []
@@ -464,25 +481,13 @@ def test_a_known_file_copied_again_is_hashed_once_and_never_prepared(tmp_path, k
 
 
 def test_known_files_are_not_read_again_but_a_rewritten_one_is(tmp_path, keyring, monkeypatch):
-    import os
-
-    import assets.landing.load as load
-
-    landing = tmp_path / "landing"
-    (landing / "service").mkdir(parents=True)
-    first = landing / "service" / "tickets-1.csv"
-    first.write_text(TICKETS + ROW.format(1))
-    con = duckdb.connect()
-    ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run1", NOW)
-    hashed = []
-    real = load.file_sha256
-    monkeypatch.setattr(load, "file_sha256", lambda p: hashed.append(p.name) or real(p))
+    landing, path, con = _one_ticket_file_loaded(tmp_path, keyring)
+    hashed = _files_hashed(monkeypatch)
     assert ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run2", NOW) == []
     assert hashed == []  # same name, size and mtime: not even opened
-    first.write_text(TICKETS + ROW.format(2))  # re-exported in place: same size, new content and mtime
-    stat = first.stat()
-    os.utime(first, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    path.write_text(TICKETS + ROW.format(2))  # re-exported in place: same size, new content and mtime
+    _one_second_later(path)
     reports = ingest_new_files(con, landing, BY_TYPE["tickets"], keyring, "run3", NOW)
-    assert hashed == ["tickets-1.csv"]
+    assert hashed == ["tickets-1.csv"]  # once, though both the touched-file check and the load need it
     assert [(r.file_name, r.status, r.loaded) for r in reports] == [("tickets-1.csv", "loaded", 1)]
     assert con.execute("SELECT count(*) FROM staging.tickets_current").fetchall() == [(2,)]

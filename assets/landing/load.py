@@ -237,7 +237,7 @@ def _hash_if_touched(con: duckdb.DuckDBPyConnection, path: Path, stat: os.stat_r
     ``hashes`` (with the size and time it was taken at) so that loading the file does not read it
     twice. If the content is the one loaded, the ledger takes the new time: neither this run's
     workers (which prepare every file the quick check does not know) nor a later run's quick check
-    read it again. Without this, a restored landing folder was prepared in full on every run.
+    read it again; otherwise a restored landing folder would be prepared in full on every run.
     """
     sums = {row[0] for row in con.execute(
         "SELECT sha256 FROM staging.file_ledger WHERE record_type = ? AND file_name = ? AND size_bytes = ? "

@@ -23,12 +23,15 @@ def diagnostics(con: duckdb.DuckDBPyConnection, schema: str = "identity") -> dic
         GROUP BY bucket ORDER BY min(n)""").fetchall()
     largest = q("""SELECT customer_id, n AS records, channels FROM diag_customers
                    ORDER BY records DESC, customer_id LIMIT 5""").fetchall()
-    # counted by identifier number; only the five winners' tokens are looked up
-    connected = q(f"""WITH top AS (SELECT iid, count(*) AS records FROM {schema}.record_links
-                                   GROUP BY iid ORDER BY records DESC LIMIT 5)
-                      SELECT t.kind, left(t.value, 12) || '...' AS token_prefix, top.records
-                      FROM top JOIN {schema}.identifier_tokens t USING (iid)
-                      ORDER BY records DESC""").fetchall()
+    # each token's link count is kept by the run (identifier_tokens.records); a warehouse written before
+    # that has them counted here
+    top = ("SELECT kind, left(value, 12) || '...' AS token_prefix, records FROM {} "
+           "ORDER BY records DESC, kind, value LIMIT 5")
+    try:
+        connected = q(top.format(f"{schema}.identifier_tokens WHERE records > 0")).fetchall()
+    except duckdb.BinderException:
+        connected = q(top.format(f"""(SELECT * FROM {schema}.identifier_tokens JOIN (
+            SELECT iid, count(*) AS records FROM {schema}.record_links GROUP BY iid) USING (iid))""")).fetchall()
     last_run = q(f"""SELECT run_id FROM {schema}.customer_id_history
                      ORDER BY changed_at DESC LIMIT 1""").fetchall()
     changes = dict(q(f"""SELECT reason, count(*) FROM {schema}.customer_id_history

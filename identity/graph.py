@@ -539,10 +539,9 @@ def lineage_query(cfg: IdentityConfig) -> str:
     """
     rank = "CASE kind " + " ".join(f"WHEN '{k}' THEN {i}" for i, k in enumerate(cfg.priority)) + " ELSE 99 END"
     return f"""
-        WITH deg AS (SELECT iid, count(*) AS d FROM id_links GROUP BY iid),
-        best AS (
-            SELECT l.rk, arg_min(l.kind, (CASE WHEN d.d > 1 THEN 0 ELSE 100 END) + {rank}) AS matched_by
-            FROM id_links l JOIN deg d USING (iid) GROUP BY l.rk)
+        WITH best AS (
+            SELECT l.rk, arg_min(l.kind, (CASE WHEN d.records > 1 THEN 0 ELSE 100 END) + {rank}) AS matched_by
+            FROM id_links l JOIN id_degree d USING (iid) GROUP BY l.rk)
         SELECT r.channel, r.record_type, r.record_id, m.customer_id, b.matched_by
         FROM id_records r
         LEFT JOIN id_components c USING (rk)
@@ -553,7 +552,9 @@ def lineage_query(cfg: IdentityConfig) -> str:
 def persisted_queries(cfg: IdentityConfig) -> dict[str, str]:
     """What the run writes to ``identity.<table>``: the graph's audit tables and the lineage.
 
-    Each token is stored once, in ``identity.identifier_tokens`` (iid, kind, value);
+    Each token is stored once, in ``identity.identifier_tokens`` (iid, kind, value, and the
+    number of records linking through it: what the diagnostics rank and ``scv explain`` shows,
+    kept here so neither groups the 12M links of a 10M-record graph);
     the per-record tables carry only integer keys: ``identity.record_identifiers``
     (rk, iid, links, strength) and ``identity.record_links`` (rk, iid). Writing the
     64-character token again on every identifier row and every link row cost more
@@ -565,7 +566,9 @@ def persisted_queries(cfg: IdentityConfig) -> dict[str, str]:
     return {
         "records": "SELECT r.rk, r.record_type, r.record_id, r.channel, r.event_at, r.version, "
                    "g.comp AS region FROM id_records r JOIN id_regions g USING (rk)",
-        "identifier_tokens": "SELECT iid, kind, value FROM id_tokens",  # each exact number once (number_identifiers)
+        # each exact number once (number_identifiers), with the records linking through it
+        "identifier_tokens": "SELECT t.iid, t.kind, t.value, coalesce(d.records, 0)::BIGINT AS records "
+                             "FROM id_tokens t LEFT JOIN id_degree d USING (iid)",
         "record_identifiers": "SELECT rk, iid, links, strength FROM id_identifiers",
         "record_links": "SELECT rk, iid FROM id_links",
         "rejected_identifiers": "SELECT kind, value, reason, records, detail FROM id_rejected",
@@ -615,9 +618,9 @@ def drop_scratch(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f'DROP TABLE IF EXISTS temp."{name}"')
 
 
-# How many records each identifier links comes from one grouped join, not a correlated subquery: DuckDB
-# decorrelates that into a plan that builds the whole view before a ``WHERE customer_id = ...`` applies
-# (11.4 s for one customer at 10M records, 0.7 s with the join).
+# How many records each identifier links is read from ``identifier_tokens.records``, written by the run:
+# counted in the view (a correlated subquery, then a grouped join of every link), it cost 11.4 s, then
+# 0.7-1.7 s, for one customer at 10M records.
 EXPLAIN_VIEW = """
 CREATE OR REPLACE VIEW identity.customer_explain AS
 SELECT rc.customer_id, rc.record_type, rc.record_id, rc.channel, rc.matched_by, r.event_at, t.kind,
@@ -625,14 +628,13 @@ SELECT rc.customer_id, rc.record_type, rc.record_id, rc.channel, rc.matched_by, 
        CASE WHEN NOT i.links AND t.kind IN ('name', 'gender') THEN 'guard attribute'
             WHEN rj.reason IS NOT NULL THEN 'rejected: ' || rj.reason || coalesce(' (' || rj.detail || ')', '')
             WHEN d.reason IS NOT NULL THEN 'dropped: ' || d.reason
-            ELSE 'links ' || coalesce(n.records, 0) || ' records' END AS status
+            ELSE 'links ' || coalesce(t.records, 0) || ' records' END AS status
 FROM identity.record_customer rc
 JOIN identity.records r USING (record_type, record_id)
 LEFT JOIN identity.record_identifiers i USING (rk)
 LEFT JOIN identity.identifier_tokens t USING (iid)
 LEFT JOIN identity.rejected_identifiers rj ON rj.kind = t.kind AND rj.value = t.value
 LEFT JOIN identity.dropped_links d ON d.rk = r.rk AND d.kind = t.kind AND d.value = t.value
-LEFT JOIN (SELECT iid, count(*) AS records FROM identity.record_links GROUP BY iid) n ON n.iid = i.iid
 """
 
 
@@ -682,6 +684,10 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
         iterations = connected_components(con, links="id_links", out="id_components")
         compute_regions(con)
         ids = assign_stable_ids(con, cfg, run_id, now)
+        # records linking through each identifier: exact in an incremental run too, since every
+        # link of an identifier lies in its region
+        con.execute("CREATE OR REPLACE TEMP TABLE id_degree AS "
+                    "SELECT iid, count(*) AS records FROM id_links GROUP BY iid")
         queries = persisted_queries(cfg)
         if plan is None:
             persist_tables(con, queries)

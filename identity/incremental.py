@@ -106,7 +106,7 @@ def previous_state(con: duckdb.DuckDBPyConnection) -> tuple[str, bool, str] | No
     """(fingerprint, hashed_ids, source specs) of the last run, or None where it cannot seed an
     incremental run."""
     needed = [("resolve_state", "sources"), ("records", "region"), ("records", "version"),
-              ("record_identifiers", None), ("identifier_tokens", None), ("record_customer", None),
+              ("record_identifiers", None), ("identifier_tokens", "records"), ("record_customer", None),
               ("rejected_identifiers", None), ("dropped_links", None), ("record_links", None)]
     if not all(_exists(con, t, c) for t, c in needed):
         return None
@@ -236,6 +236,10 @@ def merge(con: duckdb.DuckDBPyConnection, queries: dict[str, str], run_id: str) 
             SELECT * FROM ({queries['identifier_tokens']}) ANTI JOIN identity.identifier_tokens USING (iid);
         DELETE FROM identity.identifier_tokens
             WHERE iid IN (SELECT iid FROM inc_old_iid ANTI JOIN identity.record_identifiers USING (iid));
+        -- an identifier's links all lie in its region, so the touched ones are counted in full by this run
+        UPDATE identity.identifier_tokens t SET records = coalesce(d.records, 0)
+            FROM (SELECT iid FROM inc_old_iid UNION SELECT iid FROM id_tokens) x LEFT JOIN id_degree d USING (iid)
+            WHERE t.iid = x.iid AND t.records IS DISTINCT FROM coalesce(d.records, 0);
         INSERT INTO identity.rejected_identifiers BY NAME
             SELECT t.kind, t.value, 'placeholder or blocklisted number' AS reason, count(*) AS records,
                    NULL::VARCHAR AS detail

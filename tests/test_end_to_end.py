@@ -282,8 +282,8 @@ def test_identity_diagnostics_are_asset_metadata(built_once):
     largest = con.execute("""SELECT customer_id, count(*), count(DISTINCT channel) FROM identity.record_customer
                              WHERE customer_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1""").fetchall()[0]
     busiest = con.execute("""SELECT t.kind, left(t.value, 12), count(*) FROM identity.record_links
-                             JOIN identity.identifier_tokens t USING (iid) GROUP BY ALL ORDER BY 3 DESC LIMIT 1
-                          """).fetchall()[0]
+                             JOIN identity.identifier_tokens t USING (iid) GROUP BY t.kind, t.value
+                             ORDER BY 3 DESC, t.kind, t.value LIMIT 1""").fetchall()[0]
     con.close()
     assert meta["largest_customers"].splitlines()[2] == "| {} | {} | {} |".format(*largest)
     rows = meta["most_connected_identifiers"].splitlines()[2:]

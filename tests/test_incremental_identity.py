@@ -22,7 +22,7 @@ def snapshot(g: Graph) -> dict[str, list]:
         "dropped": f"SELECT {key}, kind, value, reason FROM identity.dropped_links t",
         "links": f"SELECT {key}, kind, value FROM identity.links t",
         "identifiers": f"SELECT {key}, kind, value, links, strength FROM identity.identifiers t",
-        "tokens": "SELECT kind, value FROM identity.identifier_tokens",
+        "tokens": "SELECT kind, value, records FROM identity.identifier_tokens",
         # regions compared as partitions: each record with the smallest record of its region
         "records": f"SELECT record_type, record_id, channel, version, {region} FROM identity.records t",
     }

@@ -8,12 +8,10 @@ import dagster as dg
 
 from assets import quality
 from assets.landing.formats import FORMATS, FileFormat
-from assets.landing.load import check_token_key, ingest_types
-from assets.landing.stage import STAGE_PARTS
+from assets.landing.load import TIMED_PARTS, check_token_key, ingest_types
 from pipelines.resources import ScvResource
 
 OWNERS = ["team:data-engineering"]
-TIMED_PARTS = ("read", "stage", *STAGE_PARTS, "wait", "write", "merge")
 
 
 def _metadata(reports, seconds: float, con, fmt: FileFormat) -> dict:

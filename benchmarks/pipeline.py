@@ -25,7 +25,7 @@ from pathlib import Path
 
 from assets.downstream import identity_sources, present_types
 from assets.landing.formats import FORMATS
-from assets.landing.load import check_token_key, ingest_types
+from assets.landing.load import TIMED_PARTS, check_token_key, ingest_types
 from assets.landing.stage import STAGE_PARTS
 from assets.marts.exports import write_exports
 from assets.marts.profile import MartConfig, build_profile
@@ -134,8 +134,7 @@ def run_pass(home: Path, keyring: Keyring, run_id: str, now: datetime | None = N
                           sum(r.loaded for r in reports), sum(r.quarantined for r in reports),
                           sum(r.writer_seconds for r in reports),
                           sum(r.prepared_in_worker for r in reports))
-        item.parts = {k: sum(r.seconds.get(k, 0.0) for r in reports)
-                      for k in ("read", "stage", *STAGE_PARTS, "wait", "write", "merge")}
+        item.parts = {k: sum(r.seconds.get(k, 0.0) for r in reports) for k in TIMED_PARTS}
         result.ingest.append(item)
     result.landing_rows = sum(i.rows for i in result.ingest)
     result.ingest_parts = _split_ingest(result.ingest)

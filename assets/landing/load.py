@@ -41,7 +41,7 @@ import polars as pl
 from assets.landing.formats import FileFormat
 from assets.landing.prepare import Prepared, Preparer, prepare_file, worker_count
 from assets.landing.readers import UnreadableFile, redact
-from assets.landing.stage import staging_schema
+from assets.landing.stage import STAGE_PARTS, staging_schema
 from pipelines.storage import column_definitions
 from privacy.keys import KeyProblem, Keyring, WrongKey
 from privacy.suppression import split_suppressed
@@ -63,6 +63,11 @@ ALTER TABLE staging.file_ledger ADD COLUMN IF NOT EXISTS mtime_ns BIGINT;
 """
 
 
+# What ``FileReport.seconds`` holds: reading and staging the file (with staging's parts), wherever it was
+# prepared; the writer waiting for it and writing it, of which merging its rows into ``_latest``.
+TIMED_PARTS = ("read", "stage", *STAGE_PARTS, "wait", "write", "merge")
+
+
 @dataclass
 class FileReport:
     file_name: str
@@ -73,8 +78,7 @@ class FileReport:
     message: str = ""
     missing_columns: list[str] = field(default_factory=list)
     extra_columns: list[str] = field(default_factory=list)
-    # read, stage and its parts (where prepared), wait, write, and merge (part of write: the rows into _latest)
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # by TIMED_PARTS
     prepared_in_worker: bool = False
 
     @property

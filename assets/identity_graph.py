@@ -61,5 +61,7 @@ def record_customer(context: dg.AssetExecutionContext, scv: ScvResource) -> dg.M
         "rejected_by_reason": dg.MetadataValue.md(
             "| kind | reason | identifiers | records |\n|---|---|---|---|\n"
             + "".join(f"| {k} | {r} | {n} | {m} |\n" for k, r, n, m in diag["rejected_identifiers"])),
+        # where the step's time went (identity.graph.RESOLVE_PHASES), to see which part grew
+        "seconds_by_phase": dg.MetadataValue.json({k: round(v, 3) for k, v in stats.seconds.items()}),
         "seconds": round(time.perf_counter() - started, 3),
     })

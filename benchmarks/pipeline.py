@@ -80,6 +80,7 @@ class PassResult:
     export_rows: dict[str, int] = field(default_factory=dict)
     label_rounds: int = 0
     identity: dict = field(default_factory=dict)  # how identity resolved: mode, records re-resolved
+    identity_phases: dict[str, float] = field(default_factory=dict)  # wall seconds by RESOLVE_PHASES
     mart: dict = field(default_factory=dict)  # how the facts were written: refreshed or rebuilt, customers refreshed
     peak_rss: dict[str, int] = field(default_factory=dict)  # per stage, when a sampler is given
     sampler: RssSampler | None = field(default=None, repr=False)
@@ -143,6 +144,7 @@ def run_pass(home: Path, keyring: Keyring, run_id: str, now: datetime | None = N
         stats = resolve(con, identity_sources(con), IdentityConfig.load(), run_id, now)
     result.records, result.customers, result.label_rounds = stats.records, stats.customers, stats.iterations
     result.identity = dict(stats.extra)
+    result.identity_phases = dict(stats.seconds)
 
     with result.stage("mart"):
         result.mart = asdict(build_profile(con, present_types(con), MartConfig(as_of=as_of_date())))

@@ -114,6 +114,9 @@ def pass_table(result, section: Section) -> str:
             for part, part_s in result.ingest_parts.items():
                 rows.append([f"&nbsp;&nbsp;{part}", _fmt_s(part_s), "", f"{result.landing_rows:,}",
                              _rate(result.landing_rows, part_s), ""])
+        if stage == "identity":
+            rows += [[f"&nbsp;&nbsp;{phase}", _fmt_s(phase_s), "", "", "", ""]
+                     for phase, phase_s in result.identity_phases.items()]
     rows.append(["**end-to-end**", f"**{_fmt_s(result.total)}**", _fmt_s(result.total_cpu),
                  f"{result.landing_rows:,}", _rate(result.landing_rows, result.total), _gb(section.peak_rss)])
     table = _table(["stage", "wall s", "CPU s", "rows", "rows/s (wall)", "peak RSS"], rows)
@@ -314,7 +317,7 @@ def _run(args, people: int, work: Path, out: dict, say) -> None:
             return
         full_acc = evaluate_published(ds.home, ds.base_truth)
         out["full"] = {"stages": full.stages, "cpu": full.cpu, "peak_rss_by_stage": full.peak_rss,
-                       "ingest_parts": full.ingest_parts,
+                       "ingest_parts": full.ingest_parts, "identity_phases": full.identity_phases,
                        "total": full.total, "total_cpu": full.total_cpu,
                        "landing_rows": full.landing_rows, "records": full.records, "customers": full.customers,
                        "label_rounds": full.label_rounds, "peak_rss": full_sec.peak_rss,
@@ -340,7 +343,7 @@ def _run(args, people: int, work: Path, out: dict, say) -> None:
         inc_acc = evaluate_published(ds.home, ds.truth)
         share = inc.total / full.total
         out["incremental"] = {"stages": inc.stages, "cpu": inc.cpu, "peak_rss_by_stage": inc.peak_rss,
-                              "ingest_parts": inc.ingest_parts,
+                              "ingest_parts": inc.ingest_parts, "identity_phases": inc.identity_phases,
                               "total": inc.total, "total_cpu": inc.total_cpu,
                               "landing_rows": inc.landing_rows, "records": inc.records, "share_of_full": share,
                               "peak_rss": inc_sec.peak_rss, "accuracy": asdict(inc_acc)}
@@ -427,16 +430,20 @@ def _splink_section(ds: Dataset, sampler: RssSampler, out: dict, say, ours_acc):
     records = splink_input(con, identity_sources(con))
     with sampler.section("identity (ours)") as ours_sec:
         # a full resolve: on an unchanged warehouse an incremental one would have nothing to do
-        resolve(con, identity_sources(con), IdentityConfig.load(), "bench-compare", datetime.now(UTC),
-                incremental=False)
+        stats = resolve(con, identity_sources(con), IdentityConfig.load(), "bench-compare", datetime.now(UTC),
+                        incremental=False)
     con.close()
     copy.unlink()
     with sampler.section("splink") as sp_sec:
         res = run_splink(records, ds.base_truth)
     del records
     ratio = res.seconds / ours_sec.seconds
+    # like for like: what Splink's link and cluster do is our numbering of records and identifiers and
+    # our components; the guards, regions, stable ids and the tables written are ours alone
+    link_cluster = stats.seconds["identifiers"] + stats.seconds["components"]
     out["splink"] = {**asdict(res), "ours_seconds": ours_sec.seconds, "ratio": ratio,
                      "ours_cpu": ours_sec.cpu_seconds, "splink_cpu": sp_sec.cpu_seconds,
+                     "ours_phases": stats.seconds, "ours_link_cluster_seconds": link_cluster,
                      "ours_accuracy": asdict(ours_acc), "peak_rss": sp_sec.peak_rss}
     say(f"## Matching stage: `identity.graph.resolve` vs Splink {res.version} deterministic link + cluster\n")
     say(f"Same {res.records:,} current records and identifier tokens; Splink on DuckDB in memory, ours on the "
@@ -455,6 +462,9 @@ def _splink_section(ds: Dataset, sampler: RssSampler, out: dict, say, ours_acc):
         f"Speed ratio Splink / ours = **{ratio:.2f}x** wall, {sp_sec.cpu_seconds / ours_sec.cpu_seconds:.2f}x CPU "
         f"(above 1: ours is faster); the full build's identity stage took "
         f"{out['full']['stages']['identity']:,.2f} s.\n")
+    phases = ", ".join(f"{phase} {phase_s:,.2f} s" for phase, phase_s in stats.seconds.items())
+    say(f"Ours by phase: {phases}. Like for like, Splink's link + cluster against our identifiers + "
+        f"components ({link_cluster:,.2f} s): **{res.seconds / link_cluster:.2f}x**.\n")
     return res, ours_sec.seconds
 
 
@@ -528,9 +538,11 @@ def _targets(ds, full, full_sec, inc, share, phones, naive, splink_res, ours_ide
                      verdict(ratio >= TARGET_NAIVE_RATIO)])
     if splink_res is not None:
         ratio = splink_res.seconds / ours_identity
+        like_for_like = splink_res.seconds / out["splink"]["ours_link_cluster_seconds"]
         better = full_acc.f1 >= splink_res.accuracy.f1
         rows.append([">= 3x Splink deterministic link+cluster, F1 >= Splink's",
-                     f"{ratio:.2f}x; F1 {full_acc.f1:.5f} vs {splink_res.accuracy.f1:.5f}",
+                     f"{ratio:.2f}x against the whole resolve ({like_for_like:.2f}x against its identifiers + "
+                     f"components); F1 {full_acc.f1:.5f} vs {splink_res.accuracy.f1:.5f}",
                      verdict(ratio >= TARGET_SPLINK_RATIO and better)])
     rows.append(["1% incremental <= 10% of the full build", f"{share:.1%} ({inc.total:,.1f} s / {full.total:,.1f} s)",
                  verdict(share <= TARGET_INCREMENTAL_SHARE)])

@@ -33,6 +33,7 @@ checks read them), beside the stable-id tables and the lineage table.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -70,6 +71,26 @@ class ResolveStats:
     merges: int = 0
     splits: int = 0
     extra: dict = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # by RESOLVE_PHASES
+
+
+# What ``resolve`` times, in order: planning an incremental run; numbering records and identifiers
+# (what Splink's deterministic link does, as pairs); the guards; the components (Splink's clustering);
+# the regions an incremental run starts from; stable ids; writing the tables; the run's summary.
+RESOLVE_PHASES = ("plan", "identifiers", "guards", "components", "regions", "stable ids", "write", "summary")
+
+
+class _PhaseClock:
+    """Wall seconds by phase: each ``lap`` charges the time since the previous one to its phase."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - self._last
+        self._last = now
 
 
 # The registry has no key constraint: ids are issued as max(seq) + row number, so they are
@@ -657,10 +678,12 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
     of the graph that changed records touch are resolved and merged in
     (``identity.incremental``); the result is the same as a full run's.
     """
+    clock = _PhaseClock()
     con.execute(DDL)
     _drop_registry_key(con)
     con.execute(incremental_mod.STATE_DDL)
     plan = incremental_mod.plan(con, sources, cfg, _identifier_parts, IDENTIFIER_HASH) if incremental else None
+    clock.lap("plan")
     extra = {"mode": "full", "records_resolved": None}
     iterations = 0
     if plan is not None and plan.unchanged:
@@ -679,11 +702,16 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
         else:
             hashed = True
             extra = {"mode": "incremental", "records_resolved": plan.records}
+        clock.lap("identifiers")
         apply_guards(con, cfg)
         apply_household_guard(con, cfg)
+        clock.lap("guards")
         iterations = connected_components(con, links="id_links", out="id_components")
+        clock.lap("components")
         compute_regions(con)
+        clock.lap("regions")
         ids = assign_stable_ids(con, cfg, run_id, now)
+        clock.lap("stable ids")
         # records linking through each identifier: exact in an incremental run too, since every
         # link of an identifier lies in its region
         con.execute("CREATE OR REPLACE TEMP TABLE id_degree AS "
@@ -700,9 +728,12 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
                      extra["mode"], extra["records_resolved"], run_id, now])
     drop_scratch(con)
     con.execute(EXPLAIN_VIEW)
+    clock.lap("write")
     q = con.execute("""
         SELECT (SELECT count(*) FROM identity.records),
                (SELECT count(*) FROM identity.record_customer WHERE customer_id IS NOT NULL),
                (SELECT count(DISTINCT customer_id) FROM identity.record_customer),
                (SELECT count(*) FROM identity.rejected_identifiers)""").fetchall()[0]
-    return ResolveStats(q[0], q[1], q[2], iterations, q[3], ids["new_ids"], ids["merges"], ids["splits"], extra)
+    clock.lap("summary")
+    return ResolveStats(q[0], q[1], q[2], iterations, q[3], ids["new_ids"], ids["merges"], ids["splits"], extra,
+                        clock.seconds)

@@ -14,6 +14,7 @@ import time
 import duckdb
 
 from benchmarks.run import main
+from identity.graph import RESOLVE_PHASES
 
 
 def test_benchmark_smoke(tmp_path, monkeypatch, capsys):
@@ -47,6 +48,10 @@ def test_benchmark_smoke(tmp_path, monkeypatch, capsys):
     assert 0 < parts["&nbsp;&nbsp;of which merge into _latest"] <= wrote
     assert read + stage <= waited and waited + wrote <= full["stages"]["ingest"]
     assert not any(item["in_workers"] for item in out["full"]["ingest_by_type"])
+    # Identity split by phase: a full build runs every one, within the stage's time.
+    assert tuple(full["identity_phases"]) == RESOLVE_PHASES
+    assert 0 < sum(full["identity_phases"].values()) <= full["stages"]["identity"]
+    assert "&nbsp;&nbsp;components |" in printed
 
     for acc in (full["accuracy"], inc["accuracy"]):
         assert 0 < acc["precision"] <= 1 and 0 < acc["recall"] <= 1 and 0 < acc["f1"] <= 1
@@ -59,6 +64,8 @@ def test_benchmark_smoke(tmp_path, monkeypatch, capsys):
     assert naive["rows"] == data["base_rows"] and naive["accuracy"]["f1"] > 0
     if importlib.util.find_spec("splink") is not None:
         assert out["splink"]["records"] == full["records"] and out["splink"]["accuracy"]["f1"] > 0
+        # like for like: Splink's link + cluster against our identifiers + components, part of our resolve
+        assert 0 < out["splink"]["ours_link_cluster_seconds"] < out["splink"]["ours_seconds"]
 
     # The real job ran twice: the base delivery, then the next night's files alone.
     dag = out["dagster"]

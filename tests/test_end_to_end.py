@@ -16,6 +16,7 @@ import pytest
 
 from assets.landing.formats import FORMATS
 from assets.landing.readers import read_file
+from identity.graph import RESOLVE_PHASES
 from tests.conftest import SAMPLE_LANDING, SAMPLE_TRUTH, run_pipeline
 
 
@@ -289,6 +290,9 @@ def test_identity_diagnostics_are_asset_metadata(built_once):
     rows = meta["most_connected_identifiers"].splitlines()[2:]
     assert len(rows) == 5 and rows[0].endswith(f"| {busiest[2]} |") and busiest[1] in rows[0]
     assert int(meta["customers"]) == sum(int(r.split("|")[2]) for r in meta["cluster_sizes"].splitlines()[2:])
+    # a full build ran every phase; together they fit in the step's own time
+    assert set(meta["seconds_by_phase"]) == set(RESOLVE_PHASES)
+    assert 0 < sum(meta["seconds_by_phase"].values()) <= meta["seconds"]
 
 
 def test_new_delivery_is_resolved_incrementally_as_a_rebuild_would(scv_home, tmp_path):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from identity.graph import RESOLVE_PHASES
 from tests.conftest import Graph
 
 
@@ -102,6 +105,20 @@ def test_delta_re_resolves_only_the_regions_it_touches():
     assert stats.extra == {"mode": "incremental", "records_resolved": 3}
     assert g.customer("surveys", "a3") == ids[("members", "a1")]
     assert {k: g.customer(*k) for k in ids} == ids
+
+
+def test_resolve_times_its_phases_and_only_those_it_ran():
+    g = Graph()
+    g.add("members", "a1", phone="PA", member_card="a1")
+    g.add("tickets", "a2", phone="PA")
+    started = time.perf_counter()
+    full = g.resolve()
+    wall = time.perf_counter() - started
+    assert tuple(full.seconds) == RESOLVE_PHASES
+    assert all(s >= 0 for s in full.seconds.values()) and sum(full.seconds.values()) <= wall
+    unchanged = g.resolve()
+    assert unchanged.extra["mode"] == "unchanged"
+    assert tuple(unchanged.seconds) == ("plan", "write", "summary")  # nothing to number, guard or link
 
 
 def test_redelivered_record_that_changes_its_phone_splits_like_a_full_run():

@@ -146,17 +146,18 @@ def clone_file(src: Path, dst: Path) -> None:
 
 
 def default_memory_limit() -> str:
-    """4 GB, or half the machine's RAM if that is less (at least 1 GB).
+    """5 GB, or half the machine's RAM if that is less (at least 1 GB).
 
-    Measured at 10M landing records: identity and marts run within 4 GB (peak RSS 4.4 GB),
-    spilling a little, about as fast as with 11 GB; more memory buys them nothing and would
-    push the run past a 6 GB budget once Polars' ingest frames sit beside it. Raise it with
+    Measured at 10M landing records: identity and marts run within 4 GB, spilling a
+    little. At 5 GB the marts ran 2-3 s faster (5 CPU-s less: the golden attributes
+    spill no more) and identity about 1 s, for a peak RSS of 5.3 GB; 6 GB bought
+    nothing more and would push the run past a 6 GB budget. Raise it with
     ``SCV_DUCKDB_MEMORY`` for much larger data.
     """
     import psutil
 
     half = int(psutil.virtual_memory().total / 2**30 * 0.5)
-    return f"{max(1, min(4, half))}GB"
+    return f"{max(1, min(5, half))}GB"
 
 
 def duckdb_config(layout: Layout) -> dict:

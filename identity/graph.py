@@ -15,7 +15,8 @@ Steps:
    limit are rejected, with the reason; outlying links are dropped. They link nothing.
 4. components: min-label propagation with pointer jumping; components that
    stopped changing are set aside so late iterations touch only the few that
-   still move.
+   still move. The customers are found over the parts the household guard
+   already joined without phones, each contracted to one node.
 5. Stable ids: ``customer_registry`` + ``customer_id_history``. The oldest id
    survives a merge; on a split the part holding most of an id's records keeps it.
 6. ``record_customer``: the lineage table of outputs.md.
@@ -477,6 +478,34 @@ def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 2
     return iterations
 
 
+def customer_components(con: duckdb.DuckDBPyConnection) -> int:
+    """Step 4: ``id_components`` (rk, comp), the customers: components over the guarded links.
+
+    The household guard has already found the parts the links other than phones join
+    (``hh_anchor``) and removes phone links only, so those parts are still whole. Each is
+    contracted to one node (its label, the part's smallest ``rk``) and only the phone links
+    are propagated between the nodes: the same components, with the same labels, as over
+    every link. Without the household guard the components are found over every link.
+    Returns the label propagation's rounds.
+    """
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'hh_anchor'"
+                       ).fetchall()[0][0]:
+        return connected_components(con, links="id_links", out="id_components")
+    con.execute("""
+        -- every linked record's node: its part, or itself when only phones link it
+        CREATE OR REPLACE TEMP TABLE id_nodes AS
+            SELECT rk, comp AS node FROM hh_anchor
+            UNION ALL SELECT DISTINCT rk, rk FROM id_links ANTI JOIN hh_anchor USING (rk);
+        CREATE OR REPLACE TEMP TABLE id_node_links AS
+            SELECT DISTINCT n.node AS rk, l.iid FROM id_links l JOIN id_nodes n USING (rk) WHERE l.kind = 'phone'""")
+    iterations = connected_components(con, links="id_node_links", out="id_node_components")
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE id_components AS
+            SELECT n.rk, coalesce(c.comp, n.node) AS comp
+            FROM id_nodes n LEFT JOIN id_node_components c ON c.rk = n.node""")
+    return iterations
+
+
 def compute_regions(con: duckdb.DuckDBPyConnection) -> None:
     """Step 4b: ``id_regions`` (rk, region), the components before any guard (``identity.incremental``).
 
@@ -706,7 +735,7 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
         apply_guards(con, cfg)
         apply_household_guard(con, cfg)
         clock.lap("guards")
-        iterations = connected_components(con, links="id_links", out="id_components")
+        iterations = customer_components(con)
         clock.lap("components")
         compute_regions(con)
         clock.lap("regions")

@@ -102,14 +102,18 @@ class Graph:
         self.con.execute(f"DELETE FROM s.{record_type} WHERE record_id = ?", [record_id])
         return self.add(record_type, record_id, phone_status, name, gender, **ids)
 
+    def sources(self) -> list:
+        from identity.graph import Source
+
+        return [Source(rt, "test", f"s.{rt}", tuple((k, self.COLUMN[k]) for k in self.KINDS), "event_at",
+                       "name_token", "gender", "delivery_seq") for rt in sorted(self.types)]
+
     def resolve(self, cfg=None, incremental: bool = True):
-        from identity.graph import Source, resolve
+        from identity.graph import resolve
 
         self.run += 1
-        sources = [Source(rt, "test", f"s.{rt}", tuple((k, self.COLUMN[k]) for k in self.KINDS), "event_at",
-                          "name_token", "gender", "delivery_seq") for rt in sorted(self.types)]
-        return resolve(self.con, sources, cfg or self.config(),
-                       f"run{self.run}", NOW, incremental=incremental)
+        return resolve(self.con, self.sources(), cfg or self.config(), f"run{self.run}", NOW,
+                       incremental=incremental)
 
     @classmethod
     def config(cls, **settings) -> IdentityConfig:

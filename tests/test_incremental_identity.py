@@ -7,6 +7,7 @@ import time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from identity import graph
 from identity.graph import RESOLVE_PHASES
 from tests.conftest import Graph
 
@@ -87,6 +88,24 @@ def test_incremental_run_equals_full_run(first, rounds):
     full, _ = _build(first, rounds, last_incremental=False)
     assert snapshot(incremental) == snapshot(full)
     assert stats.extra["mode"] in ("incremental", "unchanged", "full")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=st.lists(RECORD, min_size=1, max_size=16))
+def test_customers_over_contracted_parts_are_the_components_over_every_link(records):
+    # the customers are found over the parts the household guard joined without phones, contracted;
+    # they must be exactly the components (and labels) of label propagation over every guarded link
+    g = Graph()
+    for rec in records:
+        _apply(g, "add", rec)
+    graph.build_identifiers(g.con, g.sources(), CONFIG)
+    graph.number_identifiers(g.con)
+    graph.apply_guards(g.con, CONFIG)
+    graph.apply_household_guard(g.con, CONFIG)
+    graph.connected_components(g.con, links="id_links", out="every_link")
+    graph.customer_components(g.con)
+    every_link = sorted(g.con.execute("SELECT rk, comp FROM every_link").fetchall())
+    assert sorted(g.con.execute("SELECT rk, comp FROM id_components").fetchall()) == every_link
 
 
 def test_delta_re_resolves_only_the_regions_it_touches():

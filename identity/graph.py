@@ -204,10 +204,13 @@ def build_identifiers(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg
     identifiers = identifiers or ["SELECT NULL::BIGINT AS rk, NULL::VARCHAR AS kind, NULL::VARCHAR AS value, "
                                   "NULL::BOOLEAN AS links, NULL::INTEGER AS strength WHERE FALSE"]
     con.execute(f"CREATE OR REPLACE TEMP TABLE id_records AS {' UNION ALL '.join(records)}")
+    # A record carries an identifier twice only where its source names a kind twice (two phone
+    # columns): only then are the rows made distinct, a grouping of every identifier row.
+    repeated = any(len({kind for kind, _ in s.identifiers}) < len(s.identifiers) for s in sources)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE id_identifiers AS
         SELECT rk, kind, value, links, strength, {IDENTIFIER_HASH} AS iid
-        FROM (SELECT DISTINCT * FROM ({' UNION ALL '.join(identifiers)}))""")
+        FROM (SELECT {'DISTINCT ' if repeated else ''}* FROM ({' UNION ALL '.join(identifiers)}))""")
     for i in range(len(ordered)):
         con.execute(f"DROP TABLE id_src_{i}")
 

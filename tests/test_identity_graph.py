@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from identity.config import IdentityConfig
+from identity.graph import resolve
+from tests.conftest import NOW
 
 
 def test_chain_merge_through_different_keys(graph):
@@ -31,6 +35,21 @@ def test_long_chain_converges(graph):
     stats = graph.resolve()
     assert len(graph.groups()) == 1
     assert stats.iterations >= 3
+
+
+def test_a_kind_named_twice_by_a_source_is_one_identifier_per_record(graph):
+    # a source with two phone columns (here the same one twice) lists each record's phone once,
+    # so link counts and the guards' support count records, not columns
+    graph.add("tickets", "t1", phone="P1")
+    graph.add("tickets", "t2", phone="P1")
+    (tickets,) = graph.sources()
+    twice = replace(tickets, identifiers=(*tickets.identifiers, ("phone", "phone_token")))
+    resolve(graph.con, [twice], graph.config(), "run1", NOW, incremental=False)
+    rows = graph.con.execute("SELECT rk, kind, value FROM identity.identifiers WHERE kind = 'phone'").fetchall()
+    assert len(rows) == len(set(rows)) == 2
+    assert graph.con.execute("SELECT records FROM identity.identifier_tokens WHERE kind = 'phone'"
+                             ).fetchall() == [(2,)]
+    assert len(graph.groups()) == 1
 
 
 def test_family_phone_with_two_unionids_is_not_a_key(graph):

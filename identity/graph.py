@@ -481,24 +481,23 @@ def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 2
     return iterations
 
 
-def customer_components(con: duckdb.DuckDBPyConnection) -> int:
+def customer_components(con: duckdb.DuckDBPyConnection, parts: str | None) -> int:
     """Step 4: ``id_components`` (rk, comp), the customers: components over the guarded links.
 
-    The household guard has already found the parts the links other than phones join
-    (``hh_anchor``) and removes phone links only, so those parts are still whole. Each is
-    contracted to one node (its label, the part's smallest ``rk``) and only the phone links
-    are propagated between the nodes: the same components, with the same labels, as over
-    every link. Without the household guard the components are found over every link.
+    ``parts`` (``hh_anchor``) holds the parts the links other than phones join, which the
+    household guard has found; it removes phone links only, so those parts are still whole.
+    Each is contracted to one node (its label, the part's smallest ``rk``) and only the phone
+    links are propagated between the nodes: the same components, with the same labels, as
+    over every link. Without ``parts`` (no household guard) they are found over every link.
     Returns the label propagation's rounds.
     """
-    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = 'hh_anchor'"
-                       ).fetchall()[0][0]:
+    if parts is None:
         return connected_components(con, links="id_links", out="id_components")
-    con.execute("""
+    con.execute(f"""
         -- every linked record's node: its part, or itself when only phones link it
         CREATE OR REPLACE TEMP TABLE id_nodes AS
-            SELECT rk, comp AS node FROM hh_anchor
-            UNION ALL SELECT DISTINCT rk, rk FROM id_links ANTI JOIN hh_anchor USING (rk);
+            SELECT rk, comp AS node FROM {parts}
+            UNION ALL SELECT DISTINCT rk, rk FROM id_links ANTI JOIN {parts} USING (rk);
         CREATE OR REPLACE TEMP TABLE id_node_links AS
             SELECT DISTINCT n.node AS rk, l.iid FROM id_links l JOIN id_nodes n USING (rk) WHERE l.kind = 'phone'""")
     iterations = connected_components(con, links="id_node_links", out="id_node_components")
@@ -738,7 +737,7 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
         apply_guards(con, cfg)
         apply_household_guard(con, cfg)
         clock.lap("guards")
-        iterations = customer_components(con)
+        iterations = customer_components(con, "hh_anchor" if cfg.household_attributes else None)
         clock.lap("components")
         compute_regions(con)
         clock.lap("regions")

@@ -71,3 +71,16 @@ def test_build_copy_holds_the_published_data_and_writes_to_it_stay_private(tmp_p
         con.close()
         warehouse.release_writer(layout)
     assert layout.warehouse.read_bytes() == published  # a shared block is copied before DuckDB writes it
+
+
+@pytest.mark.parametrize(("ram_gb", "limit"), [(64, "5GB"), (24, "5GB"), (8, "4GB"), (3, "1GB"), (1, "1GB")])
+def test_duckdb_takes_5_gb_or_half_the_ram_whichever_is_less(monkeypatch, tmp_path, ram_gb, limit):
+    import psutil
+
+    class Memory:
+        total = ram_gb * 2**30
+
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: Memory())
+    monkeypatch.delenv("SCV_DUCKDB_MEMORY", raising=False)
+    assert warehouse.default_memory_limit() == limit
+    assert warehouse.duckdb_config(Layout(tmp_path))["memory_limit"] == limit

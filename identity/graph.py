@@ -340,7 +340,7 @@ def apply_guards(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
         WHERE i.links""")
 
 
-def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> int:
+def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> str | None:
     """Step 3b: a phone that joins people who look different elsewhere is shared.
 
     The record-level limits see a family phone only when both names sit on records
@@ -352,12 +352,13 @@ def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -
     outlying anchors' phone links drop; otherwise the phone is rejected. Evidence is
     counted in records that carry the phone, not in anchors: one person reaches
     their own phone from several unconnected parts (a card, a WeChat, a Tmall
-    account), a stranger's typo usually from one record. Returns how many phones
-    were touched.
+    account), a stranger's typo usually from one record. Returns the table of those
+    parts (``hh_anchor``, which :func:`customer_components` reuses), or None when no
+    household attribute is configured and the guard does not run.
     """
     kinds = [k for k in cfg.household_attributes]
     if not kinds:
-        return 0
+        return None
     connected_components(con, links="(SELECT rk, iid FROM id_links WHERE kind <> 'phone')", out="hh_anchor")
     order = ", ".join(f"('{k}', {i})" for i, k in enumerate(kinds))
     dominant = f"top1 >= 2 AND top1 >= {cfg.dominance} * total"
@@ -419,11 +420,10 @@ def apply_household_guard(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -
                                 WHERE d.rk = r.rk AND d.kind = 'phone' AND d.iid = r.phone)
               GROUP BY r.rk, r.phone) x
         JOIN id_tokens t ON t.iid = x.phone""")
-    touched = con.execute("SELECT count(*) FROM hh_over").fetchall()[0][0]
     con.execute("""
         DELETE FROM id_links l USING id_rejected r WHERE l.kind = r.kind AND l.iid = r.iid;
         DELETE FROM id_links l USING id_dropped d WHERE l.rk = d.rk AND l.kind = d.kind AND l.iid = d.iid;""")
-    return touched
+    return "hh_anchor"
 
 
 def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 200,
@@ -484,11 +484,11 @@ def connected_components(con: duckdb.DuckDBPyConnection, max_iterations: int = 2
 def customer_components(con: duckdb.DuckDBPyConnection, parts: str | None) -> int:
     """Step 4: ``id_components`` (rk, comp), the customers: components over the guarded links.
 
-    ``parts`` (``hh_anchor``) holds the parts the links other than phones join, which the
-    household guard has found; it removes phone links only, so those parts are still whole.
-    Each is contracted to one node (its label, the part's smallest ``rk``) and only the phone
-    links are propagated between the nodes: the same components, with the same labels, as
-    over every link. Without ``parts`` (no household guard) they are found over every link.
+    ``parts`` (what :func:`apply_household_guard` returns) holds the parts the links other
+    than phones join; the household guard removes phone links only, so those parts are still
+    whole. Each is contracted to one node (its label, the part's smallest ``rk``) and only the
+    phone links are propagated between the nodes: the same components, with the same labels,
+    as over every link. Without ``parts`` (no household guard) they are found over every link.
     Returns the label propagation's rounds.
     """
     if parts is None:
@@ -735,9 +735,9 @@ def resolve(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg: Identity
             extra = {"mode": "incremental", "records_resolved": plan.records}
         clock.lap("identifiers")
         apply_guards(con, cfg)
-        apply_household_guard(con, cfg)
+        parts = apply_household_guard(con, cfg)
         clock.lap("guards")
-        iterations = customer_components(con, "hh_anchor" if cfg.household_attributes else None)
+        iterations = customer_components(con, parts)
         clock.lap("components")
         compute_regions(con)
         clock.lap("regions")

@@ -101,9 +101,9 @@ def test_customers_over_contracted_parts_are_the_components_over_every_link(reco
     graph.build_identifiers(g.con, g.sources(), CONFIG)
     graph.number_identifiers(g.con)
     graph.apply_guards(g.con, CONFIG)
-    graph.apply_household_guard(g.con, CONFIG)
+    parts = graph.apply_household_guard(g.con, CONFIG)
     graph.connected_components(g.con, links="id_links", out="every_link")
-    graph.customer_components(g.con, "hh_anchor")
+    graph.customer_components(g.con, parts)
     every_link = sorted(g.con.execute("SELECT rk, comp FROM every_link").fetchall())
     assert sorted(g.con.execute("SELECT rk, comp FROM id_components").fetchall()) == every_link
 

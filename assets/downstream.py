@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 
 from assets.landing.formats import FORMATS
+from assets.landing.load import ROW_KEY
 from assets.marts.exports import write_exports
 from assets.marts.profile import MartBuild, MartConfig, build_profile
 from assets.marts.sources import event
@@ -33,7 +34,7 @@ def identity_sources(con: duckdb.DuckDBPyConnection) -> list[Source]:
                event(fmt.record_type),
                "name_token" if any(f.role == "name" for f in fmt.fields) else None,
                "gender" if any(f.role == "gender" for f in fmt.fields) else None,
-               version_column="delivery_seq")
+               version_column="delivery_seq", row_key=ROW_KEY)
         for fmt in FORMATS if fmt.record_type in present
     ]
 

@@ -61,7 +61,6 @@ class Plan:
     """What an incremental run re-resolves: ``sources`` restricted to the touched records."""
 
     sources: list
-    rk_base: int
     changed: int  # current records new or re-delivered since the last run
     gone: int  # records of the last run no longer current
     records: int  # records re-resolved (the touched regions plus the changed records)
@@ -83,7 +82,8 @@ def source_specs(sources: list) -> str:
     one that disappears (its records are all gone).
     """
     digests = (f"{s.record_type}=" + hashlib.sha256(repr(
-        (s.channel, s.relation, s.identifiers, s.event_column, s.name_column, s.gender_column, s.version_column)
+        (s.channel, s.relation, s.identifiers, s.event_column, s.name_column, s.gender_column, s.version_column,
+         s.row_key)
     ).encode()).hexdigest()[:16] for s in sorted(sources, key=lambda s: s.record_type))
     return ";".join(digests)
 
@@ -135,18 +135,18 @@ def plan(con: duckdb.DuckDBPyConnection, sources: list, cfg: IdentityConfig, ide
         CREATE OR REPLACE TEMP TABLE inc_gone (rk BIGINT);
         CREATE OR REPLACE TEMP TABLE inc_iids (iid BIGINT);""")
     con.execute(f"INSERT INTO inc_gone SELECT rk FROM identity.records WHERE record_type NOT IN ({types})")
-    seen = {rt: (n, top, rk) for rt, n, top, rk in con.execute(
-        "SELECT record_type, count(*), max(version), max(rk) FROM identity.records GROUP BY record_type").fetchall()}
+    seen = {rt: (n, top) for rt, n, top in con.execute(
+        "SELECT record_type, count(*), max(version) FROM identity.records GROUP BY record_type").fetchall()}
     newer = {}  # per source, the filter that selects its changed rows
     for s in sources:
-        n_before, top, _ = seen.get(s.record_type, (0, None, None))
+        n_before, top = seen.get(s.record_type, (0, None))
         newer[s.record_type] = f"WHERE {s.version_column} > {top}" if top is not None else ""
         _changed_and_gone(con, s, newer[s.record_type], n_before)
     changed = con.execute("SELECT count(*) FROM inc_changed").fetchall()[0][0]
     gone = con.execute("SELECT count(*) FROM inc_gone").fetchall()[0][0]
-    before_count, rk_base = sum(n for n, _, _ in seen.values()), max((rk for _, _, rk in seen.values()), default=0)
+    before_count = sum(n for n, _ in seen.values())
     if changed == 0 and gone == 0:
-        return Plan(sources, rk_base, 0, 0, 0)
+        return Plan(sources, 0, 0, 0)
     total = before_count - gone + changed  # the current records: the last run's still current, plus the changed
 
     # every identifier whose carriers changed: the changed records' (numbered as a run numbers
@@ -179,7 +179,7 @@ def plan(con: duckdb.DuckDBPyConnection, sources: list, cfg: IdentityConfig, ide
     restricted = [replace(s, relation=f"(SELECT * FROM {s.relation} SEMI JOIN (SELECT record_id FROM inc_keys "
                                       f"WHERE record_type = '{s.record_type}') USING (record_id))")
                   for s in sources]
-    return Plan(restricted, rk_base, changed, gone, records)
+    return Plan(restricted, changed, gone, records)
 
 
 def tokens_agree(con: duckdb.DuckDBPyConnection) -> bool:

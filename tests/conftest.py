@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from assets.landing.load import ROW_KEY
 from identity.config import IdentityConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -82,6 +83,7 @@ class Graph:
         self.con.execute("CREATE SCHEMA s")
         self.types: set[str] = set()
         self.run = 0
+        self.lines = 0
 
     def add(self, record_type: str, record_id: str, phone_status: str = "ok", name: str | None = None,
             gender: str | None = None, **ids):
@@ -89,10 +91,13 @@ class Graph:
             cols = ", ".join(f"{self.COLUMN[k]} VARCHAR" for k in self.KINDS)
             self.con.execute(f"CREATE TABLE s.{record_type} (record_id VARCHAR, phone_status VARCHAR, "
                              f"phone_is_mobile BOOLEAN, name_token VARCHAR, gender VARCHAR, event_at TIMESTAMPTZ, "
-                             f"delivery_seq BIGINT, {cols})")
+                             f"delivery_seq BIGINT, source_line BIGINT, {cols})")
             self.types.add(record_type)
         # the run that first sees a row: a record delivered again carries a new version
-        values = [record_id, phone_status, True, name, gender, NOW, self.run + 1] + [ids.get(k) for k in self.KINDS]
+        # each row its own line, across types too, so that the row key is unique as staging's is
+        self.lines += 1
+        values = ([record_id, phone_status, True, name, gender, NOW, self.run + 1, self.lines]
+                  + [ids.get(k) for k in self.KINDS])
         self.con.execute(f"INSERT INTO s.{record_type} VALUES ({', '.join('?' * len(values))})", values)
         return self
 
@@ -106,7 +111,7 @@ class Graph:
         from identity.graph import Source
 
         return [Source(rt, "test", f"s.{rt}", tuple((k, self.COLUMN[k]) for k in self.KINDS), "event_at",
-                       "name_token", "gender", "delivery_seq") for rt in sorted(self.types)]
+                       "name_token", "gender", "delivery_seq", row_key=ROW_KEY) for rt in sorted(self.types)]
 
     def resolve(self, cfg=None, incremental: bool = True):
         from identity.graph import resolve

@@ -296,6 +296,20 @@ def test_ids_survive_reruns_merge_keeps_oldest_and_split_keeps_biggest(graph):
         (id_a, new_b, "split")]
 
 
+def test_new_ids_follow_delivery_order_and_records_keep_their_numbers(graph):
+    # a record's number is its row key, so the first id goes to the customer delivered first,
+    # whatever the types and record ids, and an untouched record keeps its number in a later run
+    graph.add("webshop_orders", "z9", phone="PZ")
+    graph.add("followers", "a1", unionid="U1")
+    graph.resolve()
+    assert graph.customer("webshop_orders", "z9") < graph.customer("followers", "a1")
+    numbers = dict(graph.con.execute("SELECT record_id, rk FROM identity.records").fetchall())
+    graph.add("members", "m1", phone="PZ", member_card="m1")
+    graph.resolve()
+    assert graph.con.execute("SELECT rk FROM identity.records WHERE record_id = 'z9'").fetchall() == [
+        (numbers["z9"],)]
+
+
 def test_a_registry_keyed_the_old_way_loses_its_key_and_keeps_its_ids(graph):
     graph.add("members", "a1", phone="PA", member_card="a1")
     graph.resolve()

@@ -13,7 +13,8 @@ from tests.conftest import Graph
 
 
 def snapshot(g: Graph) -> dict[str, list]:
-    """Every persisted identity output, with record numbers (``rk``, internal) replaced by the record."""
+    """Every persisted identity output, with record numbers (``rk``) replaced by the record, and each
+    record's number beside it: a record keeps its number (its row key) in full and incremental runs."""
     q = g.con.execute
     key = "(SELECT record_type || ':' || record_id FROM identity.records r WHERE r.rk = t.rk)"
     region = "(SELECT min(record_type || ':' || record_id) FROM identity.records r2 WHERE r2.region = t.region)"
@@ -28,7 +29,7 @@ def snapshot(g: Graph) -> dict[str, list]:
         "identifiers": f"SELECT {key}, kind, value, links, strength FROM identity.identifiers t",
         "tokens": "SELECT kind, value, records FROM identity.identifier_tokens",
         # regions compared as partitions: each record with the smallest record of its region
-        "records": f"SELECT record_type, record_id, channel, version, {region} FROM identity.records t",
+        "records": f"SELECT rk, record_type, record_id, channel, version, {region} FROM identity.records t",
     }
     return {name: sorted(q(sql).fetchall(), key=repr) for name, sql in tables.items()}
 

@@ -108,7 +108,8 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-# Identifies a row among all deliveries of a type (a file has fewer than 2**32 lines).
+# Identifies a row among all deliveries of every type: the file ledger numbers deliveries across
+# types, and a file has fewer than 2**32 lines. Identity numbers its records by it (``Source.row_key``).
 ROW_KEY = "delivery_seq * 4294967296 + source_line"
 
 

@@ -12,7 +12,15 @@ import polars as pl
 import pytest
 
 from privacy import keys
-from privacy.crypto import TamperedCiphertext, decrypt_value, encrypt_series, encrypt_values, token, token_sql
+from privacy.crypto import (
+    TamperedCiphertext,
+    decrypt_value,
+    encrypt_series,
+    encrypt_values,
+    token,
+    token_series,
+    token_sql,
+)
 from privacy.masking import mask_phone
 
 
@@ -75,6 +83,16 @@ def test_sql_token_equals_python_hmac(keyring):
     got = [r[0] for r in con.execute(f"SELECT {token_sql('x', keyring, 'phone')} FROM v").fetchall()]
     assert got == [token(v, keyring, "phone") for v in values]
     assert got[0] == hmac.new(keyring.token_key, b"phone:+8613900139001", hashlib.sha256).hexdigest()
+
+
+def test_token_series_equals_python_hmac_and_keeps_nulls(keyring):
+    values = ["+8613900139001", None, "王小明", "emoji 😀", ""]
+    got = token_series(pl.Series("x", values), keyring.token_key, "phone").to_list()
+    assert got == [None if v is None else token(v, keyring, "phone") for v in values]
+    # a key longer than a SHA-256 block is hashed first, as HMAC does
+    long_key = bytes(range(100))
+    assert token_series(pl.Series(["a"]), long_key, "email").to_list() == [
+        hmac.new(long_key, b"email:a", hashlib.sha256).hexdigest()]
 
 
 def test_tokens_are_domain_separated(keyring):

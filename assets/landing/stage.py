@@ -3,9 +3,8 @@
 This is the privacy boundary. Plaintext personal data exists only inside
 :func:`stage_frame`; what it returns carries keyed tokens (for matching),
 AES-GCM ciphertext (for authorised reveal) and masked forms (for display), never
-the plaintext. Everything is column-at-a-time: Polars for parsing, DuckDB for
-HMAC tokens, per-value work (``phonenumbers``, OpenCC, AES-GCM) on distinct
-values only.
+the plaintext. Everything is column-at-a-time: Polars for parsing, per-value work
+(``phonenumbers``, OpenCC, HMAC, AES-GCM) on distinct values only.
 """
 
 from __future__ import annotations
@@ -14,13 +13,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import duckdb
 import polars as pl
 
 from assets.landing.formats import Field, FileFormat
 from identity import text
 from identity.phones import normalize_phones
-from privacy.crypto import encrypt_series, token_sql
+from privacy.crypto import encrypt_series, token_series
 from privacy.keys import Keyring
 from privacy.masking import mask_email_expr, mask_phone_expr
 
@@ -225,22 +223,34 @@ def _field_columns(fld: Field, raw: pl.Series) -> dict[str, pl.Series]:
     return out
 
 
-def _by_distinct(frame: pl.DataFrame, fld: Field) -> pl.DataFrame:
-    """:func:`_field_columns` for every row, computed once per distinct raw value.
+def _by_distinct(frame: pl.DataFrame, fld: Field, keyring: Keyring,
+                 seconds: dict[str, float] | None) -> pl.DataFrame:
+    """:func:`_field_columns` and :func:`_protected_columns` for every row, computed once per distinct raw value.
 
     Deliveries repeat values heavily (one buyer's phone and address on each of their
     orders, a few hundred amounts, four order states), so normalising, parsing and
-    splitting distinct values and joining back is most of the saving.
+    splitting distinct values and joining back is most of the saving. The tokens and
+    ciphertext ride along in the same join: tokenising and encrypting the staged rows
+    afterwards took a distinct pass and a join back per column of its own (a third of
+    that work at 10M landing rows).
     """
+    part = "phones" if fld.role == "phone" else "other fields"
+
+    def columns(values: pl.Series) -> dict[str, pl.Series]:
+        with _timed(seconds, part):
+            cols = _field_columns(fld, values)
+        return cols | _protected_columns(fld, cols, keyring, seconds)
+
     raw = frame[fld.source]
     if fld.role == "id":  # one per record: finding that out (a hash of every value) would cost a second
-        return pl.DataFrame(_field_columns(fld, raw))
+        return pl.DataFrame(columns(raw))
     # HyperLogLog: 30 ms, where listing the distinct values of a near-unique 3M-row column takes 1 s
     if raw.approx_n_unique() >= DISTINCT_SHARE * len(raw):
-        return pl.DataFrame(_field_columns(fld, raw))
+        return pl.DataFrame(columns(raw))
     values = raw.unique()
-    lookup = pl.DataFrame({"_raw": values, **_field_columns(fld, values)})
-    joined = raw.to_frame("_raw").join(lookup, on="_raw", how="left", maintain_order="left", nulls_equal=True)
+    lookup = pl.DataFrame({"_raw": values, **columns(values)})
+    with _timed(seconds, part):
+        joined = raw.to_frame("_raw").join(lookup, on="_raw", how="left", maintain_order="left", nulls_equal=True)
     return joined.drop("_raw")
 
 
@@ -267,31 +277,27 @@ def _rejections(typed: pl.DataFrame, fmt: FileFormat) -> pl.Series:
     return typed.select(pl.coalesce(reasons).alias("reason"))["reason"]
 
 
-def _token_columns(good: pl.DataFrame, tokens: list[tuple[str, str, str]], keyring: Keyring) -> pl.DataFrame:
-    """HMAC tokens of each plaintext column, computed in DuckDB on its distinct values.
+def _protected_columns(fld: Field, cols: dict[str, pl.Series], keyring: Keyring,
+                       seconds: dict[str, float] | None) -> dict[str, pl.Series]:
+    """The field's HMAC tokens and AES-GCM ciphertext, from its plaintext columns in ``cols``.
 
-    Tokens under retired token keys ride along (suffix ``__<key id>``) only to recognise
-    people erased before a token rotation; load drops them before anything is written.
+    Each distinct plaintext value is encrypted once (:func:`encrypt_series`). Tokens under
+    retired token keys ride along (suffix ``__<key id>``) only to recognise people erased
+    before a token rotation; load drops them before anything is written.
     """
-    columns: dict[str, pl.Series] = {}
-    old: dict[str, pl.Series] = {}
-    con = duckdb.connect()
-    try:
-        for src, out, kind in tokens:
-            keys = {out: None}
-            if kind != "name":
-                keys |= {f"{out}__{kid}": key for kid, key in keyring.old_token_keys.items()}
-            select = ", ".join(f"{token_sql('v', keyring, kind, key)} AS \"{name}\"" for name, key in keys.items())
-            con.register("distinct_values", good.select(pl.col(src).alias("v")).drop_nulls().unique())
-            lookup = con.sql(f"SELECT v, {select} FROM distinct_values").pl()
-            con.unregister("distinct_values")
-            joined = good.select(pl.col(src).alias("v")).join(lookup, on="v", how="left", maintain_order="left")
-            for name in keys:
-                (columns if name == out else old)[name] = joined[name]
-    finally:
-        con.close()
-    order = [f"{out}__{kid}" for kid in keyring.old_token_keys for _, out, kind in tokens if kind != "name"]
-    return pl.DataFrame({**columns, **{name: old[name] for name in order}})
+    out: dict[str, pl.Series] = {}
+    if fld.role in _TOKENS:
+        src, name, kind = _TOKENS[fld.role] or (f"_{fld.out}", fld.out, dict(fld.options)["kind"])
+        keys = {name: keyring.token_key}
+        if kind != "name":
+            keys |= {f"{name}__{kid}": key for kid, key in keyring.old_token_keys.items()}
+        with _timed(seconds, "tokenise"):
+            out |= {column: token_series(cols[src], key, kind).alias(column) for column, key in keys.items()}
+    if fld.role in _ENCRYPT:
+        src, name, aad = _ENCRYPT[fld.role]
+        with _timed(seconds, "encrypt"):
+            out[name] = encrypt_series(cols[src], keyring, aad).alias(name)
+    return out
 
 
 STAGE_PARTS = ("phones", "other fields", "tokenise", "encrypt")  # what ``stage_frame`` times, in ``seconds``
@@ -317,16 +323,7 @@ def stage_frame(frame: pl.DataFrame, fmt: FileFormat, keyring: Keyring,
     so a file staged in a worker process reports them as well as one staged in-process.
     """
     parts = [pl.DataFrame({"source_line": frame["_line"]})]
-    tokens: list[tuple[str, str, str]] = []  # (plaintext column, token column, token kind)
-    encrypt: list[tuple[str, str, str]] = []  # (plaintext column, ciphertext column, AAD column name)
-    for fld in fmt.fields:
-        if fld.role != "drop":
-            with _timed(seconds, "phones" if fld.role == "phone" else "other fields"):
-                parts.append(_by_distinct(frame, fld))
-        if fld.role in _TOKENS:
-            tokens.append(_TOKENS[fld.role] or (f"_{fld.out}", fld.out, dict(fld.options)["kind"]))
-        if fld.role in _ENCRYPT:
-            encrypt.append(_ENCRYPT[fld.role])
+    parts += [_by_distinct(frame, fld, keyring, seconds) for fld in fmt.fields if fld.role != "drop"]
     typed_frame = pl.concat(parts, how="horizontal")
     reason = _rejections(typed_frame, fmt)
     bad = reason.is_not_null()
@@ -335,12 +332,6 @@ def stage_frame(frame: pl.DataFrame, fmt: FileFormat, keyring: Keyring,
          "raw": redacted_json(frame.filter(bad), fmt)}
     )
     good = typed_frame.filter(~bad)
-    if tokens:
-        with _timed(seconds, "tokenise"):
-            good = pl.concat([good, _token_columns(good, tokens, keyring)], how="horizontal")
-    with _timed(seconds, "encrypt"):
-        for src, out, aad in encrypt:
-            good = good.with_columns(encrypt_series(good[src], keyring, aad).alias(out))
     schema = staging_schema(fmt)
     good = good.select(
         [pl.col(c).cast(t) if c in good.columns else pl.lit(None, t).alias(c) for c, t in schema.items()]

@@ -135,25 +135,6 @@ def _phone_condition(column: str, cfg: IdentityConfig) -> str:
     return f"phone_status = 'ok'{mobile}" if column == "phone_token" else "TRUE"
 
 
-def _source_columns(s: Source, cfg: IdentityConfig) -> list[str]:
-    """The staging columns (besides record_id) that a source contributes to the graph."""
-    columns = {column for _, column in s.identifiers}
-    phones = [column for kind, column in s.identifiers if kind == "phone"]
-    if phones:
-        columns.add("phone_status")
-    if "phone_token" in phones and not cfg.match_landlines:
-        columns.add("phone_is_mobile")
-    if s.gender_column and s.record_type in cfg.gender_sources:
-        columns.add(s.gender_column)
-    if s.name_column and s.record_type in cfg.name_sources + cfg.receiver_name_sources:
-        columns.add(s.name_column)
-    if s.event_column:
-        columns.add(s.event_column)
-    if s.version_column:
-        columns.add(s.version_column)
-    return sorted(columns - {"record_id"})
-
-
 def _identifier_parts(s: Source, table: str, cfg: IdentityConfig) -> list[str]:
     """SELECTs of (rk, kind, value, links, strength) over one source's numbered copy ``table``."""
     parts = []
@@ -183,22 +164,17 @@ def build_identifiers(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg
     no sort: numbering each source by record id was a window sort of every record with its
     identifier columns (5-6 s of a 10M-record run). A record keeps its number while its row
     is current, in full and incremental runs alike, and the smallest number of a customer,
-    the label the components carry, is its earliest delivered record. Each source is read
-    once into a numbered copy, so identifiers get their record's number without a join on
-    (record_type, record_id) strings.
+    the label the components carry, is its earliest delivered record. With the number an
+    expression of the row, each identifier kind is read straight from its source, without
+    a join on (record_type, record_id) strings or a numbered copy of the source.
     The identifier numbers are hashes until the caller checks them (:func:`number_identifiers`).
     """
     records, identifiers = [], []
-    ordered = sorted(sources, key=lambda s: s.record_type)
-    for i, s in enumerate(ordered):
-        table = f"id_src_{i}"
-        columns = "".join(f", {c}" for c in _source_columns(s, cfg))
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS "
-                    f"SELECT ({s.row_key})::BIGINT AS rk, record_id{columns} FROM {s.relation}")
-        records.append(f"SELECT rk, '{s.record_type}' AS record_type, record_id, '{s.channel}' AS channel, "
-                       f"{s.event_column or 'NULL'}::TIMESTAMPTZ AS event_at, "
-                       f"{s.version_column or 'NULL'}::BIGINT AS version FROM {table}")
-        identifiers += _identifier_parts(s, table, cfg)
+    for s in sorted(sources, key=lambda s: s.record_type):
+        records.append(f"SELECT ({s.row_key})::BIGINT AS rk, '{s.record_type}' AS record_type, record_id, "
+                       f"'{s.channel}' AS channel, {s.event_column or 'NULL'}::TIMESTAMPTZ AS event_at, "
+                       f"{s.version_column or 'NULL'}::BIGINT AS version FROM {s.relation}")
+        identifiers += _identifier_parts(s, f"(SELECT ({s.row_key})::BIGINT AS rk, * FROM {s.relation})", cfg)
     records = records or ["SELECT NULL::BIGINT AS rk, NULL::VARCHAR AS record_type, NULL::VARCHAR AS record_id, "
                           "NULL::VARCHAR AS channel, NULL::TIMESTAMPTZ AS event_at, NULL::BIGINT AS version "
                           "WHERE FALSE"]
@@ -212,8 +188,6 @@ def build_identifiers(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg
         CREATE OR REPLACE TEMP TABLE id_identifiers AS
         SELECT rk, kind, value, links, strength, {IDENTIFIER_HASH} AS iid
         FROM (SELECT {'DISTINCT ' if repeated else ''}* FROM ({' UNION ALL '.join(identifiers)}))""")
-    for i in range(len(ordered)):
-        con.execute(f"DROP TABLE id_src_{i}")
 
 
 def number_identifiers(con: duckdb.DuckDBPyConnection) -> bool:

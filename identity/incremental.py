@@ -176,9 +176,14 @@ def plan(con: duckdb.DuckDBPyConnection, sources: list, cfg: IdentityConfig, ide
     records = con.execute("SELECT count(*) FROM inc_keys").fetchall()[0][0]
     if records > cfg.incremental_max_share * total:
         return None
-    restricted = [replace(s, relation=f"(SELECT * FROM {s.relation} SEMI JOIN (SELECT record_id FROM inc_keys "
-                                      f"WHERE record_type = '{s.record_type}') USING (record_id))")
-                  for s in sources]
+    # each source's touched rows, materialised: the run reads a source once per identifier kind
+    restricted = []
+    for i, s in enumerate(sources):
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE inc_rows_{i} AS
+            SELECT * FROM {s.relation}
+            SEMI JOIN (SELECT record_id FROM inc_keys WHERE record_type = '{s.record_type}') USING (record_id)""")
+        restricted.append(replace(s, relation=f"inc_rows_{i}"))
     return Plan(restricted, changed, gone, records)
 
 

@@ -242,12 +242,13 @@ def _by_distinct(frame: pl.DataFrame, fld: Field, keyring: Keyring,
         return cols | _protected_columns(fld, cols, keyring, seconds)
 
     raw = frame[fld.source]
-    if fld.role == "id":  # one per record: finding that out (a hash of every value) would cost a second
+    with _timed(seconds, part):
+        # an id is one per record: finding that out (a hash of every value) would cost a second;
+        # HyperLogLog: 30 ms, where listing the distinct values of a near-unique 3M-row column takes 1 s
+        distinct = fld.role != "id" and raw.approx_n_unique() < DISTINCT_SHARE * len(raw)
+        values = raw.unique() if distinct else raw
+    if not distinct:
         return pl.DataFrame(columns(raw))
-    # HyperLogLog: 30 ms, where listing the distinct values of a near-unique 3M-row column takes 1 s
-    if raw.approx_n_unique() >= DISTINCT_SHARE * len(raw):
-        return pl.DataFrame(columns(raw))
-    values = raw.unique()
     lookup = pl.DataFrame({"_raw": values, **columns(values)})
     with _timed(seconds, part):
         joined = raw.to_frame("_raw").join(lookup, on="_raw", how="left", maintain_order="left", nulls_equal=True)

@@ -136,7 +136,7 @@ def _phone_condition(column: str, cfg: IdentityConfig) -> str:
 
 
 def _identifier_parts(s: Source, table: str, cfg: IdentityConfig) -> list[str]:
-    """SELECTs of (rk, kind, value, links, strength) over one source's numbered copy ``table``."""
+    """SELECTs of (rk, kind, value, links, strength) over ``table``: the source's rows with their number ``rk``."""
     parts = []
     for kind, column in s.identifiers:
         cond = _phone_condition(column, cfg) if kind == "phone" else "TRUE"

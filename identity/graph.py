@@ -483,13 +483,15 @@ def customer_components(con: duckdb.DuckDBPyConnection, parts: str | None) -> in
 
 
 def compute_regions(con: duckdb.DuckDBPyConnection) -> None:
-    """Step 4b: ``id_regions`` (rk, region), the components before any guard (``identity.incremental``).
+    """Step 4b: the regions, the components before any guard (``identity.incremental``).
 
     A region is a component over every linking identifier, the rejected and dropped
     links included. It is found from the customers rather than from scratch: each
     component is contracted to one node (its label, a record number), and only the
     identifiers that lost a link to a guard (a few per thousand) are propagated over
-    those nodes, with their removed and their kept links.
+    those nodes, with their removed and their kept links. What is left is ``id_node_regions``
+    (node, region) for those nodes; each record's region is read off in the query that writes
+    ``identity.records`` (:data:`RECORDS_WITH_REGIONS`), so no step joins every record for it twice.
     """
     con.execute("""
         CREATE OR REPLACE TEMP TABLE id_removed AS
@@ -502,11 +504,15 @@ def compute_regions(con: duckdb.DuckDBPyConnection) -> None:
                 UNION SELECT rk, iid FROM id_links SEMI JOIN (SELECT DISTINCT iid FROM id_removed) USING (iid)) x
             LEFT JOIN id_components c USING (rk)""")
     connected_components(con, links="id_removed", out="id_node_regions")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE id_regions AS
-            SELECT r.rk, coalesce(n.comp, c.comp, r.rk) AS comp
-            FROM id_records r LEFT JOIN id_components c USING (rk)
-            LEFT JOIN id_node_regions n ON n.rk = coalesce(c.comp, r.rk)""")
+
+
+# A record's region: that of its node (its customer's label, or itself when unlinked) where a
+# guard removed a link inside it, else its customer, else the record alone.
+RECORDS_WITH_REGIONS = """
+    SELECT r.rk, r.record_type, r.record_id, r.channel, r.event_at, r.version,
+           coalesce(n.comp, c.comp, r.rk) AS region
+    FROM id_records r LEFT JOIN id_components c USING (rk)
+    LEFT JOIN id_node_regions n ON n.rk = coalesce(c.comp, r.rk)"""
 
 
 def assign_stable_ids(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig, run_id: str, now: datetime) -> dict:
@@ -590,8 +596,7 @@ def persisted_queries(cfg: IdentityConfig) -> dict[str, str]:
     needs to re-resolve only what changed (``identity.incremental``).
     """
     return {
-        "records": "SELECT r.rk, r.record_type, r.record_id, r.channel, r.event_at, r.version, "
-                   "g.comp AS region FROM id_records r JOIN id_regions g USING (rk)",
+        "records": RECORDS_WITH_REGIONS,
         # each exact number once (number_identifiers), with the records linking through it
         "identifier_tokens": "SELECT t.iid, t.kind, t.value, coalesce(d.records, 0)::BIGINT AS records "
                              "FROM id_tokens t LEFT JOIN id_degree d USING (iid)",

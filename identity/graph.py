@@ -171,10 +171,11 @@ def build_identifiers(con: duckdb.DuckDBPyConnection, sources: list[Source], cfg
     """
     records, identifiers = [], []
     for s in sorted(sources, key=lambda s: s.record_type):
-        records.append(f"SELECT ({s.row_key})::BIGINT AS rk, '{s.record_type}' AS record_type, record_id, "
-                       f"'{s.channel}' AS channel, {s.event_column or 'NULL'}::TIMESTAMPTZ AS event_at, "
-                       f"{s.version_column or 'NULL'}::BIGINT AS version FROM {s.relation}")
-        identifiers += _identifier_parts(s, f"(SELECT ({s.row_key})::BIGINT AS rk, * FROM {s.relation})", cfg)
+        numbered = f"(SELECT ({s.row_key})::BIGINT AS rk, * FROM {s.relation})"
+        records.append(f"SELECT rk, '{s.record_type}' AS record_type, record_id, '{s.channel}' AS channel, "
+                       f"{s.event_column or 'NULL'}::TIMESTAMPTZ AS event_at, "
+                       f"{s.version_column or 'NULL'}::BIGINT AS version FROM {numbered}")
+        identifiers += _identifier_parts(s, numbered, cfg)
     records = records or ["SELECT NULL::BIGINT AS rk, NULL::VARCHAR AS record_type, NULL::VARCHAR AS record_id, "
                           "NULL::VARCHAR AS channel, NULL::TIMESTAMPTZ AS event_at, NULL::BIGINT AS version "
                           "WHERE FALSE"]

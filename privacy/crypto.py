@@ -100,6 +100,12 @@ def token(value: str, keyring: Keyring, kind: str) -> str:
     return hmac.new(keyring.token_key, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
+def _hmac_pads(key: bytes) -> tuple[bytes, bytes]:
+    """HMAC-SHA256's inner and outer padded key blocks (RFC 2104: a key over 64 bytes is hashed first)."""
+    block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+
+
 def token_series(series: pl.Series, key: bytes, kind: str) -> pl.Series:
     """The :func:`token` of every value of a column under ``key``; nulls stay null.
 
@@ -108,9 +114,8 @@ def token_series(series: pl.Series, key: bytes, kind: str) -> pl.Series:
     instead of four. 0.9 us a value in one process, against 1.3 us of CPU for the same HMAC
     as DuckDB SQL (:func:`token_sql`) and 1.9 us for ``hmac.digest``.
     """
-    block = key.ljust(64, b"\0") if len(key) <= 64 else hashlib.sha256(key).digest().ljust(64, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+    ipad, opad = _hmac_pads(key)
+    inner, outer = hashlib.sha256(ipad), hashlib.sha256(opad)
     prefix = f"{kind}:".encode()
 
     def one(value: str | None) -> str | None:
@@ -132,8 +137,6 @@ def token_sql(column_sql: str, keyring: Keyring, kind: str, key: bytes | None = 
     HMAC(k, m) = H((k ^ opad) || H((k ^ ipad) || m)); DuckDB's ``sha256`` takes
     BLOBs, so the whole computation runs vectorised at millions of values a second.
     """
-    key = (key or keyring.token_key).ljust(64, b"\0")
-    ipad = bytes(b ^ 0x36 for b in key).hex()
-    opad = bytes(b ^ 0x5C for b in key).hex()
+    ipad, opad = _hmac_pads(key or keyring.token_key)
     msg = f"encode('{kind}:' || {column_sql})"
-    return f"sha256(unhex('{opad}') || unhex(sha256(unhex('{ipad}') || {msg})))"
+    return f"sha256(unhex('{opad.hex()}') || unhex(sha256(unhex('{ipad.hex()}') || {msg})))"
